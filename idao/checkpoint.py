@@ -1,0 +1,63 @@
+"""Checkpoints: plain dicts of tensors and Python values, saved atomically, loaded without pickle code.
+
+``load_checkpoint`` uses ``torch.load(weights_only=True)``, so a file carrying
+arbitrary pickled objects is refused instead of executed. A checkpoint records
+the model name and the data settings it was trained with; ``check_compatible``
+turns a mismatch into a clear error instead of a tensor-shape traceback.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from .atomic import atomic_path
+from .errors import CheckpointError
+
+# settings that change what a checkpoint's weights mean: they must match to load it
+DATA_KEYS = ("crop", "crop_mode", "pedestal", "bin")
+
+
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found; run train.py first (or check train.checkpoint_dir)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused: the file holds pickled objects that are not plain tensors or values "
+            f"(loading it could run code). Only load checkpoints written by idao. ({str(e).splitlines()[0]})"
+        ) from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {e}") from e
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise CheckpointError(f"{path}: not an idao checkpoint (no model weights or config inside)")
+    return state
+
+
+def check_compatible(state: dict, path: str | Path, model_name: str, data_cfg) -> None:
+    """Refuse a checkpoint made for another model or other input settings."""
+    saved_model = state.get("model_name")
+    if saved_model != model_name:
+        raise CheckpointError(f"{path}: checkpoint is a {saved_model!r} model but the config asks for "
+                              f"{model_name!r}; set the model name back or retrain")
+    saved = state["config"].get("data", {})
+    for key in DATA_KEYS:
+        if key in saved and saved[key] != getattr(data_cfg, key):
+            raise CheckpointError(f"{path}: trained with data.{key} = {saved[key]!r} but the config has "
+                                  f"{getattr(data_cfg, key)!r}; use the same setting or retrain")
+
+
+def load_weights(model: torch.nn.Module, state: dict, path: str | Path) -> None:
+    weights = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state["model"].items()}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model ({str(e).splitlines()[0]})") from e

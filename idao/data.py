@@ -1,0 +1,112 @@
+"""From a dataset on disk to arrays the engine trains on.
+
+Crops stay uint8 in memory (or memory-mapped from the cache) and become float
+tensors one batch at a time: 13,404 crops of 128 px are 220 MB, so the whole
+training set fits and no DataLoader worker is needed. Shuffling and
+augmentation draw from a generator seeded by (seed, epoch), which is what
+makes a resumed run repeat an interrupted epoch exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cache import cached_crops
+from .dataset import Sample, check_root
+from .errors import ConfigError
+
+INPUT_OFFSET, INPUT_SCALE = 100.0, 10.0  # background at 0, pixel noise ~0.35
+
+
+@dataclass
+class CropSet:
+    """Crops with their ids and, where known, labels (particle "ER"/"NR"/"" and keV, 0 if unknown)."""
+
+    images: np.ndarray  # (N, crop, crop) uint8
+    ids: list[str]
+    particle: np.ndarray  # str
+    energy: np.ndarray  # int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def is_er(self) -> np.ndarray:
+        return self.particle == "ER"
+
+    @property
+    def labelled(self) -> bool:
+        return bool(len(self)) and bool(np.all(self.energy > 0))
+
+    @property
+    def classes(self) -> np.ndarray:
+        return np.char.add(self.particle.astype(str), self.energy.astype(str))
+
+    def subset(self, idx) -> "CropSet":
+        idx = np.asarray(idx, dtype=int)
+        return CropSet(self.images[idx], [self.ids[i] for i in idx], self.particle[idx], self.energy[idx])
+
+
+def load_crops(samples: list[Sample], data_cfg, progress: bool = True) -> CropSet:
+    """Decode (or fetch from the cache) the crops of ``samples`` as the data config says."""
+    if data_cfg.on_bad_file not in ("error", "skip"):
+        raise ConfigError(f"data.on_bad_file must be 'error' or 'skip', got {data_cfg.on_bad_file!r}")
+    images, kept = cached_crops(
+        [s.path for s in samples], data_cfg.cache_dir or None, data_cfg.crop, data_cfg.crop_mode,
+        data_cfg.pedestal, data_cfg.workers, data_cfg.on_bad_file == "skip", progress)
+    kept_samples = [samples[i] for i in kept]
+    return CropSet(
+        np.asarray(images),
+        [s.id for s in kept_samples],
+        np.array([s.particle or "" for s in kept_samples]),
+        np.array([s.energy or 0 for s in kept_samples], dtype=int),
+    )
+
+
+def stratified_split(classes: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) holding out ``fraction`` of every class, rare classes included."""
+    rng = np.random.default_rng([seed, 0x5A1])
+    train, val = [], []
+    for cls in sorted(set(classes)):
+        idx = rng.permutation(np.flatnonzero(classes == cls))
+        n_val = int(round(len(idx) * fraction))
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
+
+
+def to_input(batch: np.ndarray, bin_factor: int, device: torch.device) -> torch.Tensor:
+    """uint8 (B, H, W) crops -> normalised float (B, 1, H/bin, W/bin) on ``device``."""
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+    x = x.unsqueeze(1).float()
+    if bin_factor > 1:
+        x = F.avg_pool2d(x, bin_factor)
+    return (x - INPUT_OFFSET) / INPUT_SCALE
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random element of the square's symmetry group (flips and 90-degree turns) per image."""
+    choice = torch.randint(0, 8, (x.shape[0],), generator=generator).to(x.device)
+    out = x.clone()
+    for k in range(1, 8):
+        mask = choice == k
+        if mask.any():
+            y = torch.rot90(x[mask], k % 4, dims=(2, 3))
+            out[mask] = torch.flip(y, dims=(3,)) if k >= 4 else y
+    return out
+
+
+def ensure_dataset(data_cfg) -> Path:
+    """The dataset root; with none there and ``simulate_scale`` > 0, simulate one first and say so."""
+    root = Path(data_cfg.root)
+    if not root.exists() and data_cfg.simulate_scale > 0:
+        from .simulate import simulate_dataset
+
+        print(f"No dataset at {root}: simulating one (scale {data_cfg.simulate_scale}, "
+              f"seed {data_cfg.simulate_seed}). Set data.root to use real data.")
+        simulate_dataset(root, data_cfg.simulate_scale, data_cfg.simulate_seed, data_cfg.workers)
+    return check_root(root)

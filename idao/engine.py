@@ -1,0 +1,246 @@
+"""Training and inference: one loop for both models, read top to bottom.
+
+The two models differ only in their ``Head`` (target, loss, prediction and
+validation metric). ``fit`` trains one model with AdamW and a warm-up + cosine
+schedule, keeps ``<kind>_last.pt`` and ``<kind>_best.pt`` up to date
+atomically, logs one CSV row per epoch, stops early on the validation metric,
+and resumes exactly: every epoch's shuffling and augmentation come from a
+generator seeded by (seed, epoch), and the checkpoint holds everything else.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .atomic import write_text
+from .checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
+from .data import CropSet, augment, to_input
+from .errors import ConfigError
+from .metrics import mae, roc_auc
+from .models import build_model
+
+KINDS = ("classifier", "regressor")
+
+
+@dataclass(frozen=True)
+class Head:
+    """What one model learns: its target, loss, output transform and validation metric."""
+
+    kind: str
+    target: str = "log"  # regressor: "log" or "linear" keV
+    loss: str = "l1"
+
+    def targets(self, data: CropSet) -> torch.Tensor:
+        if self.kind == "classifier":
+            return torch.from_numpy(data.is_er.astype(np.float32))
+        energy = data.energy.astype(np.float32)
+        return torch.from_numpy(np.log(energy) if self.target == "log" else energy)
+
+    def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.kind == "classifier":
+            return F.binary_cross_entropy_with_logits(out, y)
+        return {"l1": F.l1_loss, "mse": F.mse_loss, "huber": F.smooth_l1_loss}[self.loss](out, y)
+
+    def predict(self, out: np.ndarray) -> np.ndarray:
+        """Model outputs -> ER probability (classifier) or keV (regressor)."""
+        if self.kind == "classifier":
+            return 1.0 / (1.0 + np.exp(-out))
+        return np.exp(np.clip(out, -3.0, 6.0)) if self.target == "log" else out  # clip: 0.05-400 keV
+
+    def metric(self, pred: np.ndarray, data: CropSet) -> float:
+        """Validation metric: ROC-AUC (higher is better) or MAE in keV (lower is better)."""
+        return roc_auc(data.is_er, pred) if self.kind == "classifier" else mae(data.energy, pred)
+
+    def better(self, new: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return new > best if self.kind == "classifier" else new < best
+
+
+def make_head(kind: str, model_cfg) -> Head:
+    if kind == "classifier":
+        return Head(kind)
+    if model_cfg.target not in ("log", "linear") or model_cfg.loss not in ("l1", "mse", "huber"):
+        raise ConfigError("regressor.target must be log|linear and regressor.loss l1|mse|huber")
+    return Head(kind, model_cfg.target, model_cfg.loss)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA (no scaler needed); a no-op on CPU."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int):
+    """LR multiplier: linear warm-up, then cosine decay to zero."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def init_output_layer(model: torch.nn.Module, bias: float) -> None:
+    """Start every model at a constant output (zero weights, bias at the mean target).
+
+    MobileNets' random heads start with outputs of std 1-7, and an L1 loss that far
+    off makes Adam inflate the whole network; a constant start trains stably.
+    """
+    layer = model.get_classifier()
+    torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.constant_(layer.bias, bias)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+_KILL_AT_STEP = int(os.environ.get("IDAO_FAULT_KILL_AT_STEP", "0"))  # fault injection for the resume tests
+
+
+def train_one_epoch(model, head, optimizer, scheduler, data: CropSet, targets, model_cfg, bin_factor,
+                    device, amp, generator, progress=True, step0=0) -> float:
+    model.train()
+    order = torch.randperm(len(data), generator=generator).numpy()
+    total, count = 0.0, 0
+    batches = range(0, len(order), model_cfg.batch_size)
+    for i, start in enumerate(tqdm(batches, desc="train", leave=False, disable=not progress, mininterval=2)):
+        idx = np.sort(order[start : start + model_cfg.batch_size])  # sorted: faster reads from a memory map
+        x = to_input(data.images[idx], bin_factor, device)
+        if model_cfg.augment:
+            x = augment(x, generator)
+        y = targets[idx].to(device)
+        with autocast(device, amp):
+            out = model(x).squeeze(1).float()
+        loss = head.loss_fn(out, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += loss.item() * len(idx)
+        count += len(idx)
+        if _KILL_AT_STEP and step0 + i + 1 == _KILL_AT_STEP:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return total / max(count, 1)
+
+
+@torch.inference_mode()
+def predict_outputs(model, images: np.ndarray, batch_size: int, bin_factor: int, device, amp: bool,
+                    progress: bool = False) -> np.ndarray:
+    """Raw model outputs for every crop, batched, in inference mode."""
+    model.eval()
+    outs = []
+    for start in tqdm(range(0, len(images), batch_size), desc="predict", leave=False, disable=not progress,
+                      mininterval=2):
+        x = to_input(images[start : start + batch_size], bin_factor, device)
+        with autocast(device, amp):
+            outs.append(model(x).squeeze(1).float().cpu().numpy())
+    return np.concatenate(outs) if outs else np.zeros(0, np.float32)
+
+
+def checkpoint_path(cfg, kind: str, which: str) -> Path:
+    return Path(cfg.train.checkpoint_dir) / f"{kind}_{which}.pt"
+
+
+def write_log(history: list[dict], path: Path) -> None:
+    """One CSV row per epoch, rewritten whole so a resumed run's log has no gaps or repeats."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(path, buf.getvalue())
+
+
+def fit(kind: str, cfg, train_set: CropSet, val_set: CropSet) -> dict:
+    """Train one model; return its best checkpoint's summary."""
+    model_cfg = getattr(cfg, kind)
+    head = make_head(kind, model_cfg)
+    device = resolve_device(cfg.train.device)
+    amp = cfg.train.amp and device.type == "cuda"
+    seed = cfg.train.seed
+    torch.manual_seed(seed)
+    model = build_model(model_cfg.model, model_cfg.pretrained, model_cfg.drop_rate).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=model_cfg.lr, weight_decay=model_cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / model_cfg.batch_size)
+    schedule = warmup_cosine(model_cfg.epochs * steps_per_epoch, model_cfg.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    targets = head.targets(train_set)
+    last_path, best_path = checkpoint_path(cfg, kind, "last"), checkpoint_path(cfg, kind, "best")
+    if not cfg.train.resume or not last_path.exists():
+        init_output_layer(model, float(targets.mean()) if kind == "regressor" else 0.0)
+    log_path = Path(cfg.train.checkpoint_dir) / f"{kind}_log.csv"
+
+    start_epoch, best, best_epoch, history = 0, None, -1, []
+    if cfg.train.resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        check_compatible(state, last_path, model_cfg.model, cfg.data)
+        load_weights(model, state, last_path)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
+        print(f"{kind}: resuming from {last_path} at epoch {start_epoch}")
+
+    for epoch in range(start_epoch, model_cfg.epochs):
+        if model_cfg.patience and epoch - best_epoch > model_cfg.patience:
+            print(f"{kind}: early stop, no better validation metric for {model_cfg.patience} epochs")
+            break
+        t0 = time.time()
+        generator = epoch_generator(seed, epoch)
+        torch.manual_seed(seed * 1_000_003 + epoch)  # dropout and any other global draws
+        loss = train_one_epoch(model, head, optimizer, scheduler, train_set, targets, model_cfg, cfg.data.bin,
+                               device, amp, generator, cfg.train.progress, epoch * steps_per_epoch)
+        val_out = predict_outputs(model, val_set.images, 256, cfg.data.bin, device, amp)
+        metric = head.metric(head.predict(val_out), val_set)
+        improved = head.better(metric, best)
+        if improved:
+            best, best_epoch = metric, epoch
+        seconds = time.time() - t0
+        history.append(dict(epoch=epoch, train_loss=round(loss, 6), val_metric=round(metric, 6),
+                            lr=optimizer.param_groups[0]["lr"], seconds=round(seconds, 2)))
+        metric_name = "AUC" if kind == "classifier" else "MAE keV"
+        print(f"{kind} epoch {epoch + 1}/{model_cfg.epochs}: loss {loss:.4f}  val {metric_name} {metric:.4f}"
+              f"{'  *best*' if improved else ''}  ({seconds:.1f}s, {len(train_set) / seconds:.0f} img/s)")
+        state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                     epoch=epoch, best=best, best_epoch=best_epoch, history=history, kind=kind,
+                     model_name=model_cfg.model, config=cfg.as_dict(), torch_rng=torch.get_rng_state())
+        if improved:
+            save_checkpoint(state, best_path)
+        save_checkpoint(state, last_path)
+        write_log(history, log_path)
+    return dict(kind=kind, best=best, best_epoch=best_epoch, epochs_run=len(history))
+
+
+def load_trained(kind: str, cfg, device) -> tuple[torch.nn.Module, Head]:
+    """The best checkpoint of ``kind``, checked against the config, ready for inference."""
+    model_cfg = getattr(cfg, kind)
+    path = checkpoint_path(cfg, kind, "best")
+    state = load_checkpoint(path)
+    check_compatible(state, path, model_cfg.model, cfg.data)
+    model = build_model(model_cfg.model, pretrained=False, drop_rate=model_cfg.drop_rate)
+    load_weights(model, state, path)
+    saved = state["config"].get(kind, {})
+    head = make_head(kind, model_cfg) if kind == "classifier" else Head(kind, saved.get("target", "log"),
+                                                                         saved.get("loss", "l1"))
+    return model.to(device).eval(), head

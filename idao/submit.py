@@ -1,0 +1,114 @@
+"""``generate_submission.py``: predict test folders and write the leaderboard CSV.
+
+The CSV is validated before it is written (one row per image, unique ids,
+finite values, scores in [0, 1]) and written atomically, with the resolved
+config beside it. The raw model outputs go to ``<output>.raw.csv`` so that the
+report can compare post-processing modes without running the models again.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path, write_text
+from .cli import run_cli
+from .config import add_config_args, load_config
+from .data import load_crops
+from .dataset import TEST_SPLITS, check_root, read_folder
+from .engine import load_trained, predict_outputs, resolve_device
+from .errors import ConfigError, DataError
+from .postprocess import MODES, postprocess
+
+COLUMNS = ["id", "classification_predictions", "regression_predictions"]
+
+
+def test_folders(cfg) -> list[Path]:
+    if cfg.submission.folders:
+        return [Path(f.strip()) for f in str(cfg.submission.folders).split(",") if f.strip()]
+    root = check_root(cfg.data.root)
+    folders = [root / split for split in TEST_SPLITS if (root / split).is_dir()]
+    if not folders:
+        raise DataError(f"{root}: no public_test or private_test folder to predict")
+    return folders
+
+
+def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
+    """Raw predictions for every image: id, split (folder name), ER probability and keV."""
+    device = resolve_device(cfg.train.device)
+    amp = cfg.train.amp and device.type == "cuda"
+    models = {kind: load_trained(kind, cfg, device) for kind in ("classifier", "regressor")}
+    frames, seen = [], {}
+    for folder in folders:
+        samples = read_folder(folder)
+        for s in samples:
+            if s.id in seen:
+                raise DataError(f"{s.path}: id {s.id!r} also found as {seen[s.id]}; ids must be unique")
+            seen[s.id] = s.path
+        crops = load_crops(samples, cfg.data, cfg.train.progress)
+        out = {}
+        for kind, (model, head) in models.items():
+            raw = predict_outputs(model, crops.images, cfg.submission.batch_size, cfg.data.bin, device, amp,
+                                  cfg.train.progress)
+            out[kind] = head.predict(raw)
+        frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name,
+                                    "score": out["classifier"], "energy": out["regressor"]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def apply_postprocess(raw: pd.DataFrame, mode: str, balance: bool) -> pd.DataFrame:
+    """The submission table: post-processing runs per split, since each split has its own class set."""
+    if mode not in MODES:
+        raise ConfigError(f"submission.postprocess must be one of {MODES}, got {mode!r}")
+    energy = np.empty(len(raw))
+    for split, idx in raw.groupby("split").indices.items():
+        energy[idx] = postprocess(raw["energy"].values[idx], raw["score"].values[idx], split, mode, balance)
+    return pd.DataFrame({COLUMNS[0]: raw["id"], COLUMNS[1]: raw["score"], COLUMNS[2]: energy})
+
+
+def validate_submission(df: pd.DataFrame, expected_ids) -> None:
+    """Every format rule of the leaderboard; raise naming the first rule broken."""
+    if list(df.columns) != COLUMNS:
+        raise DataError(f"submission columns are {list(df.columns)}; expected {COLUMNS}")
+    if df["id"].duplicated().any():
+        raise DataError(f"submission has duplicate ids, e.g. {df['id'][df['id'].duplicated()].iloc[0]!r}")
+    missing = set(expected_ids) - set(df["id"])
+    if missing or len(df) != len(set(expected_ids)):
+        raise DataError(f"submission has {len(df)} rows for {len(set(expected_ids))} images "
+                        f"({len(missing)} missing, e.g. {sorted(missing)[:1]})")
+    for col in COLUMNS[1:]:
+        values = df[col].to_numpy(float)
+        if not np.isfinite(values).all():
+            raise DataError(f"submission column {col} has non-finite values")
+    score = df[COLUMNS[1]].to_numpy(float)
+    if score.min() < 0 or score.max() > 1:
+        raise DataError("classification_predictions must lie in [0, 1]")
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.7g")
+
+
+def generate(cfg) -> pd.DataFrame:
+    folders = test_folders(cfg)
+    raw = predict_folders(cfg, folders)
+    sub = apply_postprocess(raw, cfg.submission.postprocess, cfg.submission.balance)
+    validate_submission(sub, raw["id"])
+    out = Path(cfg.submission.output)
+    write_csv(raw, out.with_suffix(".raw.csv"))
+    write_csv(sub, out)
+    write_text(out.with_suffix(".config.ini"), cfg.to_ini())
+    counts = ", ".join(f"{k} {v}" for k, v in raw["split"].value_counts(sort=False).items())
+    print(f"wrote {out}: {len(sub)} rows ({counts}); post-processing {cfg.submission.postprocess}"
+          f"{' + balance' if cfg.submission.balance else ''}")
+    return sub
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    run_cli(lambda: generate(load_config(args.config, args.overrides)))

@@ -1,0 +1,40 @@
+"""``train.py``: train the ER/NR classifier and the energy regressor on the train split."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from .atomic import write_text
+from .cli import run_cli
+from .config import add_config_args, load_config
+from .data import ensure_dataset, load_crops, stratified_split
+from .dataset import describe, train_samples
+from .engine import KINDS, fit
+
+
+def prepare(cfg):
+    """Dataset root, training crops and the stratified (train, val) indices: the same for train and report."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    root = ensure_dataset(cfg.data)
+    crops = load_crops(train_samples(root), cfg.data, cfg.train.progress)
+    train_idx, val_idx = stratified_split(crops.classes, cfg.data.val_fraction, cfg.train.seed)
+    return root, crops, train_idx, val_idx
+
+
+def train(cfg, kinds=KINDS) -> list[dict]:
+    root, crops, train_idx, val_idx = prepare(cfg)
+    print(describe(root))
+    print(f"training on {len(train_idx)} images, validating on {len(val_idx)}")
+    write_text(Path(cfg.train.checkpoint_dir) / "config.ini", cfg.to_ini())
+    return [fit(kind, cfg, crops.subset(train_idx), crops.subset(val_idx)) for kind in kinds]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    add_config_args(parser)
+    parser.add_argument("--only", choices=KINDS, help="train just one of the two models")
+    args = parser.parse_args(argv)
+    run_cli(lambda: train(load_config(args.config, args.overrides), [args.only] if args.only else KINDS))
