@@ -23,8 +23,8 @@ from .errors import DataError
 from .images import load_crop
 
 
-def cache_key(paths: list[Path], size: int, mode: str, pedestal: bool) -> str:
-    h = hashlib.sha256(json.dumps({"size": size, "mode": mode, "pedestal": pedestal, "v": 1}).encode())
+def cache_key(paths: list[Path], size: int, mode: str, pedestal: bool, skip_bad: bool) -> str:
+    h = hashlib.sha256(json.dumps({"size": size, "mode": mode, "pedestal": pedestal, "skip_bad": skip_bad}).encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -88,12 +88,15 @@ def cached_crops(paths: list[Path], cache_dir: str | Path | None, size: int, mod
     if not cache_dir:
         return decode_crops(paths, size, mode, pedestal, workers, skip_bad, progress)
     cache_dir = Path(cache_dir)
-    key = cache_key(paths, size, mode, pedestal)
+    key = cache_key(paths, size, mode, pedestal, skip_bad)
     array_path, index_path = cache_dir / f"crops-{key}.npy", cache_dir / f"crops-{key}.json"
     if index_path.exists() and array_path.exists():
         index = json.loads(index_path.read_text())
         crops = np.load(array_path, mmap_mode="r")
         if crops.shape == (len(index["kept"]), size, size):
+            if len(index["kept"]) < len(paths):
+                warnings.warn(f"skipped {len(paths) - len(index['kept'])} unreadable file(s) (cached in {index_path})",
+                              stacklevel=2)
             return crops, index["kept"]
     check_disk_space(cache_dir, len(paths) * size * size, f"a crop cache of {len(paths)} images")
     crops, kept = decode_crops(paths, size, mode, pedestal, workers, skip_bad, progress)

@@ -68,7 +68,7 @@ def train_samples(root: str | Path) -> list[Sample]:
     return read_folder(root / "train" / "ER", "ER") + read_folder(root / "train" / "NR", "NR")
 
 
-def test_samples(root: str | Path, split: str) -> list[Sample]:
+def split_samples(root: str | Path, split: str) -> list[Sample]:
     """Samples of a test split, labelled from labels.csv where that exists (simulated data)."""
     root = check_root(root)
     samples = read_folder(root / split)
@@ -102,7 +102,7 @@ def describe(root: str | Path) -> str:
     lines.append(f"train: {len(train)} images: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     for split in TEST_SPLITS:
         if (root / split).is_dir():
-            samples = test_samples(root, split)
+            samples = split_samples(root, split)
             counts = Counter(s.label for s in samples)
             detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             lines.append(f"{split}: {len(samples)} images" + (f": {detail}" if "?" not in counts else ""))

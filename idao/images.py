@@ -71,7 +71,12 @@ def find_spot(img: np.ndarray, window: int = 15, search: int = 192) -> tuple[int
     noise = 3.5 * window  # std of a box sum of window^2 pixels with sigma ~3.5
     if box[r, q] < 6 * noise:
         return c, c
-    return lo + r + window // 2, lo + q + window // 2
+    # refine to the light-weighted centroid around the best box
+    r0, q0 = max(r - window // 2, 0), max(q - window // 2, 0)
+    patch = np.clip(region[r0 : r + 2 * window, q0 : q + 2 * window], 0, None)
+    rows, cols = np.indices(patch.shape)
+    total = patch.sum()
+    return (int(round(lo + r0 + (rows * patch).sum() / total)), int(round(lo + q0 + (cols * patch).sum() / total)))
 
 
 def crop(img: np.ndarray, size: int, mode: str = "centre") -> np.ndarray:
