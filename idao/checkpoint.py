@@ -33,7 +33,7 @@ def load_checkpoint(path: str | Path) -> dict:
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{path}: refused: the file holds pickled objects that are not plain tensors or values "
-            f"(loading it could run code). Only load checkpoints written by idao. ({str(e).splitlines()[0]})"
+            "(loading it could run code); only load checkpoints written by idao"
         ) from e
     except (RuntimeError, EOFError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (corrupt or truncated?): {e}") from e

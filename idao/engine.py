@@ -117,7 +117,9 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-_KILL_AT_STEP = int(os.environ.get("IDAO_FAULT_KILL_AT_STEP", "0"))  # fault injection for the resume tests
+# Fault injection for the resume tests: IDAO_FAULT_KILL_AT=classifier:5 sends SIGKILL to this
+# process right after the classifier's 5th optimizer step.
+_KILL_AT = os.environ.get("IDAO_FAULT_KILL_AT", "")
 
 
 def train_one_epoch(model, head, optimizer, scheduler, data: CropSet, targets, model_cfg, bin_factor,
@@ -141,7 +143,7 @@ def train_one_epoch(model, head, optimizer, scheduler, data: CropSet, targets, m
         scheduler.step()
         total += loss.item() * len(idx)
         count += len(idx)
-        if _KILL_AT_STEP and step0 + i + 1 == _KILL_AT_STEP:
+        if _KILL_AT == f"{head.kind}:{step0 + i + 1}":
             os.kill(os.getpid(), signal.SIGKILL)
     return total / max(count, 1)
 
