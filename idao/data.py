@@ -20,6 +20,7 @@ from .dataset import Sample, check_root
 from .errors import ConfigError
 
 INPUT_OFFSET, INPUT_SCALE = 100.0, 10.0  # background at 0, pixel noise ~0.35
+PIXEL_NOISE = 3.45  # camera noise per pixel after pedestal subtraction (measured on real images)
 
 
 @dataclass
@@ -81,7 +82,7 @@ def stratified_split(classes: np.ndarray, fraction: float, seed: int) -> tuple[n
 
 def to_input(batch: np.ndarray, bin_factor: int, device: torch.device) -> torch.Tensor:
     """uint8 (B, H, W) crops -> normalised float (B, 1, H/bin, W/bin) on ``device``."""
-    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+    x = torch.from_numpy(np.array(batch)).to(device, non_blocking=True)  # a writable copy, even of a memory map
     x = x.unsqueeze(1).float()
     if bin_factor > 1:
         x = F.avg_pool2d(x, bin_factor)
@@ -98,6 +99,22 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
             y = torch.rot90(x[mask], k % 4, dims=(2, 3))
             out[mask] = torch.flip(y, dims=(3,)) if k >= 4 else y
     return out
+
+
+def dim_light(x: torch.Tensor, min_factor: float, bin_factor: int, generator: torch.Generator) -> torch.Tensor:
+    """Scale each event's light by a random factor in [min_factor, 1], restoring the camera noise.
+
+    Training classes pair dim NR with bright ER (NR 1 keV vs ER 3 keV), so a
+    classifier can learn "dim means NR" and fail on the unseen ER 1 keV. Dimming
+    makes brightness useless as a type cue; the added noise keeps the background
+    looking like the camera's, so noise level is no cue either.
+    """
+    if min_factor >= 1:
+        return x
+    f = min_factor + (1 - min_factor) * torch.rand(x.shape[0], 1, 1, 1, generator=generator)
+    sigma = PIXEL_NOISE / bin_factor / INPUT_SCALE
+    noise = torch.randn(x.shape, generator=generator) * sigma
+    return f.to(x.device) * x + torch.sqrt(1 - f**2).to(x.device) * noise.to(x.device)
 
 
 def ensure_dataset(data_cfg) -> Path:
