@@ -71,8 +71,15 @@ def compare(real_dir: str | Path, n: int = 100, seed: int = 0) -> list[dict]:
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    lines = ["| class | statistic | real | simulated median | simulated 2.5-97.5 % |",
+def format_table(rows: list[dict], n: int) -> str:
+    lines = ["# Simulated vs real CYGNO images", "",
+             f"Produced by `idao-calibrate -n {n}`: each real image of `../shared/data/idao-real` beside {n} "
+             "simulated events of its class.",
+             "Light is the excess over the per-column pedestal (mean of rows more than 150 px from the centre) "
+             "within r px of the image centre; width is sqrt(light within 20 px of the peak / (2 pi peak)), "
+             "the sigma of a round Gaussian spot; column_std is the std of the column medians; noise the pixel "
+             "std beyond r = 150 px after pedestal subtraction.", "",
+             "| class | statistic | real | simulated median | simulated 2.5-97.5 % |",
              "|---|---|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['cls']} | {r['stat']} | {r['real']:.2f} | {r['sim']:.2f} | {r['lo']:.2f} .. {r['hi']:.2f} |")
@@ -87,7 +94,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     from .cli import run_cli
 
-    run_cli(lambda: print(format_table(compare(args.real_dir, args.n, args.seed))))
+    run_cli(lambda: print(format_table(compare(args.real_dir, args.n, args.seed), args.n)))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ makes a resumed run repeat an interrupted epoch exactly.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,6 @@ from .dataset import Sample, check_root
 from .errors import ConfigError
 
 INPUT_OFFSET, INPUT_SCALE = 100.0, 10.0  # background at 0, pixel noise ~0.35
-PIXEL_NOISE = 3.45  # camera noise per pixel after pedestal subtraction (measured on real images)
 
 
 @dataclass
@@ -101,20 +101,26 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out
 
 
-def dim_light(x: torch.Tensor, min_factor: float, bin_factor: int, generator: torch.Generator) -> torch.Tensor:
-    """Scale each event's light by a random factor in [min_factor, 1], restoring the camera noise.
+def scale_light(x: torch.Tensor, low: float, high: float, bin_factor: int,
+                generator: torch.Generator) -> torch.Tensor:
+    """Scale each event's light by a log-uniform random factor in [low, high], leaving the noise as it is.
 
     Training classes pair dim NR with bright ER (NR 1 keV vs ER 3 keV), so a
-    classifier can learn "dim means NR" and fail on the unseen ER 1 keV. Dimming
-    makes brightness useless as a type cue; the added noise keeps the background
-    looking like the camera's, so noise level is no cue either.
+    classifier can learn "brightness gives the type" and fail on the unseen
+    ER 1 keV or NR 30 keV. The light is taken from a blurred copy of the image,
+    where the pixel noise is mostly averaged away, so only the signal is scaled.
     """
-    if min_factor >= 1:
+    if low == high == 1:
         return x
-    f = min_factor + (1 - min_factor) * torch.rand(x.shape[0], 1, 1, 1, generator=generator)
-    sigma = PIXEL_NOISE / bin_factor / INPUT_SCALE
-    noise = torch.randn(x.shape, generator=generator) * sigma
-    return f.to(x.device) * x + torch.sqrt(1 - f**2).to(x.device) * noise.to(x.device)
+    u = torch.rand(x.shape[0], 1, 1, 1, generator=generator)
+    f = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).to(x.device)
+    sigma = 2.0 / bin_factor  # ~2 original pixels: below every spot's width (>= 4 px)
+    radius = max(1, int(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    blurred = F.conv2d(F.conv2d(x, k.view(1, 1, 1, -1), padding=(0, radius)), k.view(1, 1, -1, 1), padding=(radius, 0))
+    return x + (f - 1) * blurred
 
 
 def ensure_dataset(data_cfg) -> Path:

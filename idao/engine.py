@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from .atomic import write_text
 from .checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
-from .data import CropSet, augment, dim_light, to_input
+from .data import CropSet, augment, scale_light, to_input
 from .errors import ConfigError
 from .metrics import mae, roc_auc
 from .models import build_model
@@ -133,7 +133,7 @@ def train_one_epoch(model, head, optimizer, scheduler, data: CropSet, targets, m
         x = to_input(data.images[idx], bin_factor, device)
         if model_cfg.augment:
             x = augment(x, generator)
-        x = dim_light(x, model_cfg.min_light, bin_factor, generator)
+        x = scale_light(x, model_cfg.light_min, model_cfg.light_max, bin_factor, generator)
         y = targets[idx].to(device)
         with autocast(device, amp):
             out = model(x).squeeze(1).float()

@@ -1,0 +1,195 @@
+"""Our default pipeline vs the organisers' baseline recipe vs physics features + gradient boosting.
+
+    python benchmarks/compare.py --scale 0.1 --seed 0 --out docs/benchmarks.md
+
+Every method trains on the same simulated dataset and predicts every test
+image, each in its own fresh process (so peak memory is its own), from cold
+PNGs (no crop cache). The PNG-decode floor — the time to only decode every
+test PNG with the same number of processes — is measured in the same run, so
+the ratio of our submission time to it is meaningful on a noisy machine.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from idao.cache import decode_crops  # noqa: E402
+from idao.dataset import TEST_SPLITS, read_labels, split_samples, train_samples  # noqa: E402
+from idao.images import read_image  # noqa: E402
+from idao.metrics import summarize  # noqa: E402
+from idao.simulate import simulate_dataset  # noqa: E402
+
+WORKERS = os.cpu_count() or 1
+
+
+def _peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def _test_truth(root: Path):
+    labels = read_labels(root)
+    out = {}
+    for split in TEST_SPLITS:
+        samples = split_samples(root, split)
+        out[split] = (samples, np.array([labels[s.id][0] == "ER" for s in samples]),
+                      np.array([labels[s.id][1] for s in samples]))
+    return out
+
+
+def _scores(root: Path, predict) -> dict:
+    """predict(split, samples) -> (score, energy); summarised per test split."""
+    out = {}
+    for split, (samples, is_er, energy) in _test_truth(root).items():
+        score, pred = predict(split, samples)
+        out[split] = summarize(is_er, energy, score, pred)
+    return out
+
+
+def run_idao(root: Path, work: Path, seed: int) -> dict:
+    import pandas as pd
+
+    from idao.config import load_config
+    from idao.submit import generate
+    from idao.train import train
+
+    cfg = load_config("config.ini", [f"data.root={root}", "data.cache_dir=", f"train.seed={seed}",
+                                     f"train.checkpoint_dir={work / 'ck'}", "train.progress=false",
+                                     f"submission.output={work / 'submission.csv'}"], echo=False)
+    t = time.perf_counter()
+    train(cfg)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    sub = generate(cfg).set_index("id")
+    submit_s = time.perf_counter() - t
+    metrics = _scores(root, lambda split, samples: (sub.loc[[s.id for s in samples]].iloc[:, 0].to_numpy(),
+                                                    sub.loc[[s.id for s in samples]].iloc[:, 1].to_numpy()))
+    return dict(train_s=train_s, submit_s=submit_s, metrics=metrics, peak_mb=_peak_mb())
+
+
+def run_baseline(root: Path, work: Path, seed: int) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from baseline import CROP, predict_baseline, train_baseline
+
+    t = time.perf_counter()
+    train = train_samples(root)
+    crops, _ = decode_crops([s.path for s in train], CROP, pedestal=False, workers=WORKERS, progress=False)
+    is_er = np.array([s.particle == "ER" for s in train], np.float32)
+    energy = np.array([s.energy for s in train], np.float32)
+    clf = train_baseline(crops, is_er, "bce", seed)
+    reg = train_baseline(crops, energy, "mse", seed)
+    train_s = time.perf_counter() - t
+    timing = {}
+
+    def predict(split, samples):
+        t0 = time.perf_counter()
+        c, _ = decode_crops([s.path for s in samples], CROP, pedestal=False, workers=WORKERS, progress=False)
+        score = 1 / (1 + np.exp(-predict_baseline(clf, c)))
+        energy_pred = predict_baseline(reg, c)
+        timing[split] = time.perf_counter() - t0
+        return score, energy_pred
+
+    metrics = _scores(root, predict)
+    return dict(train_s=train_s, submit_s=sum(timing.values()), metrics=metrics, peak_mb=_peak_mb())
+
+
+def run_physics(root: Path, work: Path, seed: int) -> dict:
+    from idao.features import features, fit_physics_models, predict_physics
+    from idao.postprocess import postprocess
+
+    t = time.perf_counter()
+    train = train_samples(root)
+    crops, _ = decode_crops([s.path for s in train], 128, workers=WORKERS, progress=False)
+    models = fit_physics_models(features(crops), np.array([s.particle == "ER" for s in train]),
+                                np.array([s.energy for s in train], float), seed)
+    train_s = time.perf_counter() - t
+    timing = {}
+
+    def predict(split, samples):
+        t0 = time.perf_counter()
+        c, _ = decode_crops([s.path for s in samples], 128, workers=WORKERS, progress=False)
+        score, energy = predict_physics(models, features(c))
+        timing[split] = time.perf_counter() - t0
+        return score, postprocess(energy, score, split, "split", balance=True)
+
+    metrics = _scores(root, predict)
+    return dict(train_s=train_s, submit_s=sum(timing.values()), metrics=metrics, peak_mb=_peak_mb())
+
+
+METHODS = {"idao default (densenet_tiny + mobilenetv3_small_050, split + balance)": run_idao,
+           "organisers' baseline recipe (raw outputs)": run_baseline,
+           "physics features + gradient boosting (split + balance)": run_physics}
+
+
+def _in_child(fn_name: str, root: str, work: str, seed: int, queue) -> None:
+    queue.put(globals()[fn_name](Path(root), Path(work), seed))
+
+
+def decode_floor(root: Path) -> tuple[float, int]:
+    paths = [s.path for split in TEST_SPLITS for s in split_samples(root, split)]
+    t = time.perf_counter()
+    with ProcessPoolExecutor(WORKERS) as pool:
+        for _ in pool.map(read_image, paths, chunksize=32):
+            pass
+    return time.perf_counter() - t, len(paths)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", help="use this dataset instead of simulating one (needs labels.csv)")
+    parser.add_argument("--out", help="also write the table to this markdown file")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="idao-compare-"))
+    root = Path(args.root) if args.root else simulate_dataset(work / "idao_dataset", args.scale, args.seed,
+                                                              progress=False)
+    floor_s, n_test = decode_floor(root)
+    ctx = mp.get_context("spawn")
+    rows = []
+    for name, fn in METHODS.items():
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_in_child, args=(fn.__name__, str(root), str(work / fn.__name__), args.seed, queue))
+        proc.start()
+        result = queue.get()
+        proc.join()
+        rows.append((name, result))
+        print(f"{name}: done", file=sys.stderr)
+
+    n_train = len(train_samples(root))
+    lines = [f"Simulated dataset: scale {args.scale}, seed {args.seed} ({n_train} train, {n_test} test images); "
+             f"{WORKERS} CPU cores; command: `python benchmarks/compare.py --scale {args.scale} --seed {args.seed}`.",
+             "", "| method | public AUC | public MAE | public score | private AUC | private MAE | private score | "
+             "train s | submission s | peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows:
+        pub, priv = r["metrics"]["public_test"], r["metrics"]["private_test"]
+        lines.append(f"| {name} | {pub['auc']:.4f} | {pub['mae']:.3f} | {pub['score']:.0f} | {priv['auc']:.4f} | "
+                     f"{priv['mae']:.3f} | {priv['score']:.0f} | {r['train_s']:.0f} | {r['submit_s']:.1f} | "
+                     f"{r['peak_mb']:.0f} |")
+    ours = rows[0][1]
+    lines += ["", f"PNG-decode floor: {floor_s:.1f} s for {n_test} test images ({n_test / floor_s:.0f} images/s); "
+              f"our submission takes {ours['submit_s']:.1f} s = {ours['submit_s'] / floor_s:.2f}x the floor.",
+              f"Our private score minus the baseline recipe's: "
+              f"{ours['metrics']['private_test']['score'] - rows[1][1]['metrics']['private_test']['score']:.0f} points."]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        from idao.atomic import write_text
+
+        write_text(args.out, text + "\n")
+
+
+if __name__ == "__main__":
+    main()
