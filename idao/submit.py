@@ -8,6 +8,7 @@ report can compare post-processing modes without running the models again.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from .errors import ConfigError, DataError
 from .postprocess import MODES, postprocess
 
 COLUMNS = ["id", "classification_predictions", "regression_predictions"]
+NEUTRAL_KEV = 6.0  # for images that could not be read: mid-range, the least costly single guess
 
 
 def test_folders(cfg) -> list[Path]:
@@ -55,6 +57,11 @@ def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
             out[kind] = head.predict(raw)
         frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name,
                                     "score": out["classifier"], "energy": out["regressor"]}))
+        unread = [s.id for s in samples if s.id not in set(crops.ids)]
+        if unread:  # only with data.on_bad_file=skip: the leaderboard still needs a row per image
+            warnings.warn(f"{folder}: {len(unread)} unreadable image(s) get neutral predictions "
+                          f"(score 0.5, {NEUTRAL_KEV} keV), e.g. {unread[0]}", stacklevel=2)
+            frames.append(pd.DataFrame({"id": unread, "split": folder.name, "score": 0.5, "energy": NEUTRAL_KEV}))
     return pd.concat(frames, ignore_index=True)
 
 

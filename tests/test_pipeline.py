@@ -139,3 +139,40 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
     proc = run("report.py", "classifier.epochz=1", check=False)
     assert proc.returncode == 2 and "no key 'classifier.epochz'" in proc.stderr
+
+
+def test_bad_test_image_stops_submission_without_writing(pipeline, tiny_dataset, tmp_path):
+    """A corrupt PNG in a test folder: exit 2, the file named, and no CSV (nor half a CSV) written."""
+    work, _ = pipeline
+    folder = tmp_path / "new_images"
+    folder.mkdir()
+    for s in split_samples(tiny_dataset, "public_test")[:5]:
+        (folder / s.path.name).write_bytes(s.path.read_bytes())
+    bad = folder / ("f" * 40 + ".png")
+    bad.write_bytes(s.path.read_bytes()[:3000])
+    out = tmp_path / "sub.csv"
+    args = overrides(tiny_dataset, work) + [f"submission.folders={folder}", f"submission.output={out}",
+                                            "data.cache_dir="]
+    proc = run("generate_submission.py", *args, check=False)
+    assert proc.returncode == 2
+    assert f"{bad}: corrupt or truncated PNG" in proc.stderr
+    assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
+    # with on_bad_file=skip the others are predicted; the unreadable one still gets a (neutral) row, with a warning
+    proc = run("generate_submission.py", *args, "data.on_bad_file=skip")
+    assert "1 unreadable image(s) get neutral predictions" in proc.stderr
+    sub = pd.read_csv(out, dtype={"id": str}).set_index("id")
+    assert len(sub) == 6 and sub.loc["f" * 40, "classification_predictions"] == 0.5
+
+
+def test_same_test_id_twice_is_an_error(pipeline, tiny_dataset, tmp_path):
+    work, _ = pipeline
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    s = split_samples(tiny_dataset, "public_test")[0]
+    for folder in (a, b):
+        (folder / s.path.name).write_bytes(s.path.read_bytes())
+    proc = run("generate_submission.py", *overrides(tiny_dataset, work), f"submission.folders={a},{b}",
+               f"submission.output={tmp_path / 'sub.csv'}", check=False)
+    assert proc.returncode == 2
+    assert f"{b / s.path.name}: id '{s.id}' also found as {a / s.path.name}" in proc.stderr
+    assert not (tmp_path / "sub.csv").exists()
