@@ -80,13 +80,14 @@ def stratified_split(classes: np.ndarray, fraction: float, seed: int) -> tuple[n
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
 
 
-def to_input(batch: np.ndarray, bin_factor: int, device: torch.device) -> torch.Tensor:
+def to_input(batch: np.ndarray, bin_factor: int, device: torch.device,
+             memory_format=torch.contiguous_format) -> torch.Tensor:
     """uint8 (B, H, W) crops -> normalised float (B, 1, H/bin, W/bin) on ``device``."""
     x = torch.from_numpy(np.array(batch)).to(device, non_blocking=True)  # a writable copy, even of a memory map
     x = x.unsqueeze(1).float()
     if bin_factor > 1:
         x = F.avg_pool2d(x, bin_factor)
-    return (x - INPUT_OFFSET) / INPUT_SCALE
+    return ((x - INPUT_OFFSET) / INPUT_SCALE).contiguous(memory_format=memory_format)
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -79,8 +79,8 @@ def find_spot(img: np.ndarray, window: int = 15, search: int = 192) -> tuple[int
     return (int(round(lo + r0 + (rows * patch).sum() / total)), int(round(lo + q0 + (cols * patch).sum() / total)))
 
 
-def crop(img: np.ndarray, size: int, mode: str = "centre") -> np.ndarray:
-    """Cut a ``size`` x ``size`` crop, centred on the image ("centre") or on the detected spot ("spot")."""
+def crop_origin(img: np.ndarray, size: int, mode: str = "centre") -> tuple[int, int]:
+    """Top-left corner of the ``size`` crop, centred on the image ("centre") or the detected spot ("spot")."""
     if mode == "centre":
         r = q = img.shape[0] // 2
     elif mode == "spot":
@@ -90,11 +90,23 @@ def crop(img: np.ndarray, size: int, mode: str = "centre") -> np.ndarray:
     half = size // 2
     r = min(max(r, half), img.shape[0] - (size - half))
     q = min(max(q, half), img.shape[1] - (size - half))
-    return np.ascontiguousarray(img[r - half : r - half + size, q - half : q - half + size])
+    return r - half, q - half
+
+
+def crop(img: np.ndarray, size: int, mode: str = "centre") -> np.ndarray:
+    r, q = crop_origin(img, size, mode)
+    return np.ascontiguousarray(img[r : r + size, q : q + size])
 
 
 def load_crop(path: str | Path, size: int, mode: str = "centre", pedestal: bool = True) -> np.ndarray:
+    """Read, crop and (optionally) remove the column pedestal.
+
+    The pedestal is the median of each whole column, so only the crop's columns
+    need it: 4.5x less work than subtracting it from the full image, same result.
+    """
     img = read_image(path)
+    r, q = crop_origin(img, size, mode)
+    strip = img[:, q : q + size]
     if pedestal:
-        img = subtract_pedestal(img)
-    return crop(img, size, mode)
+        strip = subtract_pedestal(strip)
+    return np.ascontiguousarray(strip[r : r + size])

@@ -19,7 +19,7 @@ from .cli import run_cli
 from .config import add_config_args, load_config
 from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_folder
-from .engine import load_trained, predict_outputs, resolve_device
+from .engine import load_trained, memory_format, predict_outputs, resolve_device
 from .errors import ConfigError, DataError
 from .postprocess import MODES, postprocess
 
@@ -53,7 +53,7 @@ def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
         out = {}
         for kind, (model, head) in models.items():
             raw = predict_outputs(model, crops.images, cfg.submission.batch_size, cfg.data.bin, device, amp,
-                                  cfg.train.progress)
+                                  cfg.train.progress, memory_format(cfg))
             out[kind] = head.predict(raw)
         frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name,
                                     "score": out["classifier"], "energy": out["regressor"]}))

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from idao.errors import DataError
-from idao.images import crop, find_spot, load_crop, read_image, subtract_pedestal
+from idao.images import crop, crop_origin, find_spot, load_crop, read_image, subtract_pedestal
 from idao.simulate import render_event
 
 NAME = "0.5__CYGNO_60_40_ER_10_keV_930V_30cm_IDAO_iso_crop_hist_pic_run1_ev2;1.png"
@@ -84,3 +84,11 @@ def test_centre_and_spot_crops():
 def test_load_crop_end_to_end(tmp_path, event):
     out = load_crop(write_png(tmp_path / NAME, event), 128, "centre", pedestal=True)
     assert out.shape == (128, 128) and out.dtype == np.uint8
+
+
+def test_pedestal_on_the_crop_columns_equals_the_full_image_one(tmp_path, event):
+    path = write_png(tmp_path / NAME, event)
+    for mode in ("centre", "spot"):
+        r, q = crop_origin(event, 128, mode)
+        expected = subtract_pedestal(event)[r : r + 128, q : q + 128]
+        np.testing.assert_array_equal(load_crop(path, 128, mode, pedestal=True), expected)

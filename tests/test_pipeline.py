@@ -85,8 +85,8 @@ def test_trained_classifier_points_er_up(pipeline, tiny_dataset):
     labels = read_labels(tiny_dataset)
     public = [s.id for s in split_samples(tiny_dataset, "public_test")]
     is_er = np.array([labels[i][0] == "ER" for i in public])
-    assert roc_auc(is_er, sub.loc[public, "classification_predictions"]) > 0.8
-    assert metrics["public_test"]["auc"] > 0.8 and metrics["validation"]["auc"] > 0.8
+    assert roc_auc(is_er, sub.loc[public, "classification_predictions"]) > 0.7  # inverted: ~0.2
+    assert metrics["public_test"]["auc"] > 0.7 and metrics["validation"]["auc"] > 0.7
 
 
 def test_report_files(pipeline):
