@@ -90,21 +90,20 @@ def to_input(batch: np.ndarray, bin_factor: int, device: torch.device,
     return ((x - INPUT_OFFSET) / INPUT_SCALE).contiguous(memory_format=memory_format)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A random element of the square's symmetry group (flips and 90-degree turns) per image."""
-    choice = torch.randint(0, 8, (x.shape[0],), generator=generator).to(x.device)
+def augment(x: torch.Tensor, symmetry: torch.Tensor) -> torch.Tensor:
+    """Apply element ``symmetry[i]`` (0-7) of the square's symmetry group (flips, 90-degree turns) to image i."""
+    symmetry = symmetry.to(x.device)
     out = x.clone()
     for k in range(1, 8):
-        mask = choice == k
+        mask = symmetry == k
         if mask.any():
             y = torch.rot90(x[mask], k % 4, dims=(2, 3))
             out[mask] = torch.flip(y, dims=(3,)) if k >= 4 else y
     return out
 
 
-def scale_light(x: torch.Tensor, low: float, high: float, bin_factor: int,
-                generator: torch.Generator) -> torch.Tensor:
-    """Scale each event's light by a log-uniform random factor in [low, high], leaving the noise as it is.
+def scale_light(x: torch.Tensor, u: torch.Tensor, low: float, high: float, bin_factor: int) -> torch.Tensor:
+    """Scale image i's light by the factor exp(log low + u[i] (log high - log low)), leaving the noise as it is.
 
     Training classes pair dim NR with bright ER (NR 1 keV vs ER 3 keV), so a
     classifier can learn "brightness gives the type" and fail on the unseen
@@ -113,8 +112,7 @@ def scale_light(x: torch.Tensor, low: float, high: float, bin_factor: int,
     """
     if low == high == 1:
         return x
-    u = torch.rand(x.shape[0], 1, 1, 1, generator=generator)
-    f = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).to(x.device)
+    f = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).view(-1, 1, 1, 1).to(x.device)
     sigma = 2.0 / bin_factor  # ~2 original pixels: below every spot's width (>= 4 px)
     radius = max(1, int(3 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)

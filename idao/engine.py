@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .atomic import write_text
 from .checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
 from .data import CropSet, augment, scale_light, to_input
+from .distributed import DistInfo, all_sum, gather_shards, sync_buffers, unwrap, wrap_model
 from .errors import ConfigError
 from .metrics import mae, roc_auc
 from .models import build_model
@@ -122,25 +123,56 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how the tensors run: one place for what every loop needs besides the data."""
+
+    device: torch.device
+    amp: bool
+    fmt: torch.memory_format
+    bin_factor: int
+    progress: bool
+    dist: DistInfo = DistInfo()
+
+
+def make_runtime(cfg, dist_info: DistInfo | None = None, device: torch.device | None = None) -> Runtime:
+    device = device or resolve_device(cfg.train.device)
+    return Runtime(device, cfg.train.amp and device.type == "cuda", memory_format(cfg), cfg.data.bin,
+                   cfg.train.progress, dist_info or DistInfo())
+
+
 # Fault injection for the resume tests: IDAO_FAULT_KILL_AT=classifier:5 sends SIGKILL to this
 # process right after the classifier's 5th optimizer step.
 _KILL_AT = os.environ.get("IDAO_FAULT_KILL_AT", "")
 
 
-def train_one_epoch(model, head, optimizer, scheduler, data: CropSet, targets, model_cfg, bin_factor,
-                    device, amp, generator, progress=True, step0=0, fmt=torch.contiguous_format) -> float:
+def train_one_epoch(model, head, optimizer, scheduler, data: CropSet, targets, model_cfg, rt: Runtime,
+                    generator, step0: int = 0) -> float:
+    """One pass over ``data`` in global batches of ``batch_size``; each process takes every world-th item.
+
+    The random draws (order, symmetry, light factor) are made for the whole
+    global batch on every process, so N processes see exactly the batches and
+    augmentations that one process would.
+    """
     model.train()
+    rank, world = rt.dist.rank, rt.dist.world
     order = torch.randperm(len(data), generator=generator).numpy()
     total, count = 0.0, 0
     batches = range(0, len(order), model_cfg.batch_size)
-    for i, start in enumerate(tqdm(batches, desc="train", leave=False, disable=not progress, mininterval=2)):
-        idx = np.sort(order[start : start + model_cfg.batch_size])  # sorted: faster reads from a memory map
-        x = to_input(data.images[idx], bin_factor, device, fmt)
+    for i, start in enumerate(tqdm(batches, desc="train", leave=False, disable=not (rt.progress and rt.dist.main),
+                                   mininterval=2)):
+        batch = order[start : start + model_cfg.batch_size]
+        symmetry = torch.randint(0, 8, (len(batch),), generator=generator)
+        light = torch.rand(len(batch), generator=generator)
+        if len(batch) < world:  # too few for every process: skipped by all alike
+            continue
+        idx, symmetry, light = batch[rank::world], symmetry[rank::world], light[rank::world]
+        x = to_input(data.images[idx], rt.bin_factor, rt.device, rt.fmt)
         if model_cfg.augment:
-            x = augment(x, generator)
-        x = scale_light(x, model_cfg.light_min, model_cfg.light_max, bin_factor, generator)
-        y = targets[idx].to(device)
-        with autocast(device, amp):
+            x = augment(x, symmetry)
+        x = scale_light(x, light, model_cfg.light_min, model_cfg.light_max, rt.bin_factor)
+        y = targets[idx].to(rt.device)
+        with autocast(rt.device, rt.amp):
             out = model(x).squeeze(1).float()
         loss = head.loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
@@ -151,21 +183,30 @@ def train_one_epoch(model, head, optimizer, scheduler, data: CropSet, targets, m
         count += len(idx)
         if _KILL_AT == f"{head.kind}:{step0 + i + 1}":
             os.kill(os.getpid(), signal.SIGKILL)
+    total, count = all_sum([total, count], rt.device)
     return total / max(count, 1)
 
 
 @torch.inference_mode()
-def predict_outputs(model, images: np.ndarray, batch_size: int, bin_factor: int, device, amp: bool,
-                    progress: bool = False, fmt=torch.contiguous_format) -> np.ndarray:
+def predict_outputs(model, images: np.ndarray, batch_size: int, rt: Runtime) -> np.ndarray:
     """Raw model outputs for every crop, batched, in inference mode."""
     model.eval()
     outs = []
-    for start in tqdm(range(0, len(images), batch_size), desc="predict", leave=False, disable=not progress,
-                      mininterval=2):
-        x = to_input(images[start : start + batch_size], bin_factor, device, fmt)
-        with autocast(device, amp):
+    for start in tqdm(range(0, len(images), batch_size), desc="predict", leave=False,
+                      disable=not (rt.progress and rt.dist.main), mininterval=2):
+        x = to_input(images[start : start + batch_size], rt.bin_factor, rt.device, rt.fmt)
+        with autocast(rt.device, rt.amp):
             outs.append(model(x).squeeze(1).float().cpu().numpy())
     return np.concatenate(outs) if outs else np.zeros(0, np.float32)
+
+
+def evaluate(model, head: Head, data: CropSet, rt: Runtime) -> float:
+    """Validation metric; with several processes each predicts every world-th image, then all gather."""
+    raw = unwrap(model)
+    sync_buffers(raw)
+    out = predict_outputs(raw, data.images[rt.dist.rank :: rt.dist.world], 256, rt)
+    out = np.asarray(gather_shards(out, len(data)), dtype=np.float32)
+    return head.metric(head.predict(out), data)
 
 
 def checkpoint_path(cfg, kind: str, which: str) -> Path:
@@ -181,24 +222,20 @@ def write_log(history: list[dict], path: Path) -> None:
     write_text(path, buf.getvalue())
 
 
-def fit(kind: str, cfg, train_set: CropSet, val_set: CropSet) -> dict:
-    """Train one model; return its best checkpoint's summary."""
+def fit(kind: str, cfg, train_set: CropSet, val_set: CropSet, rt: Runtime) -> dict:
+    """Train one model; return its best checkpoint's summary. Only the main process prints and saves."""
     model_cfg = getattr(cfg, kind)
     head = make_head(kind, model_cfg)
-    device = resolve_device(cfg.train.device)
-    amp = cfg.train.amp and device.type == "cuda"
-    seed = cfg.train.seed
+    seed, main = cfg.train.seed, rt.dist.main
+    log = print if main else (lambda *a, **k: None)
     torch.manual_seed(seed)
-    fmt = memory_format(cfg)
-    model = build_model(model_cfg.model, model_cfg.pretrained, model_cfg.drop_rate).to(device, memory_format=fmt)
+    model = build_model(model_cfg.model, model_cfg.pretrained, model_cfg.drop_rate)
     optimizer = torch.optim.AdamW(model.parameters(), lr=model_cfg.lr, weight_decay=model_cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / model_cfg.batch_size)
     schedule = warmup_cosine(model_cfg.epochs * steps_per_epoch, model_cfg.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     targets = head.targets(train_set)
     last_path, best_path = checkpoint_path(cfg, kind, "last"), checkpoint_path(cfg, kind, "best")
-    if not cfg.train.resume or not last_path.exists():
-        init_output_layer(model, float(targets.mean()) if kind == "regressor" else 0.0)
     log_path = Path(cfg.train.checkpoint_dir) / f"{kind}_log.csv"
 
     start_epoch, best, best_epoch, history = 0, None, -1, []
@@ -209,19 +246,20 @@ def fit(kind: str, cfg, train_set: CropSet, val_set: CropSet) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
-        print(f"{kind}: resuming from {last_path} at epoch {start_epoch}")
+        log(f"{kind}: resuming from {last_path} at epoch {start_epoch}")
+    else:
+        init_output_layer(model, float(targets.mean()) if kind == "regressor" else 0.0)
+    model = wrap_model(model.to(rt.device, memory_format=rt.fmt), rt.device)
 
     for epoch in range(start_epoch, model_cfg.epochs):
         if model_cfg.patience and epoch - best_epoch > model_cfg.patience:
-            print(f"{kind}: early stop, no better validation metric for {model_cfg.patience} epochs")
+            log(f"{kind}: early stop, no better validation metric for {model_cfg.patience} epochs")
             break
         t0 = time.time()
-        generator = epoch_generator(seed, epoch)
         torch.manual_seed(seed * 1_000_003 + epoch)  # dropout and any other global draws
-        loss = train_one_epoch(model, head, optimizer, scheduler, train_set, targets, model_cfg, cfg.data.bin,
-                               device, amp, generator, cfg.train.progress, epoch * steps_per_epoch, fmt)
-        val_out = predict_outputs(model, val_set.images, 256, cfg.data.bin, device, amp, fmt=fmt)
-        metric = head.metric(head.predict(val_out), val_set)
+        loss = train_one_epoch(model, head, optimizer, scheduler, train_set, targets, model_cfg, rt,
+                               epoch_generator(seed, epoch), epoch * steps_per_epoch)
+        metric = evaluate(model, head, val_set, rt)
         improved = head.better(metric, best)
         if improved:
             best, best_epoch = metric, epoch
@@ -229,19 +267,21 @@ def fit(kind: str, cfg, train_set: CropSet, val_set: CropSet) -> dict:
         history.append(dict(epoch=epoch, train_loss=round(loss, 6), val_metric=round(metric, 6),
                             lr=optimizer.param_groups[0]["lr"], seconds=round(seconds, 2)))
         metric_name = "AUC" if kind == "classifier" else "MAE keV"
-        print(f"{kind} epoch {epoch + 1}/{model_cfg.epochs}: loss {loss:.4f}  val {metric_name} {metric:.4f}"
-              f"{'  *best*' if improved else ''}  ({seconds:.1f}s, {len(train_set) / seconds:.0f} img/s)")
-        state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                     epoch=epoch, best=best, best_epoch=best_epoch, history=history, kind=kind,
-                     model_name=model_cfg.model, config=cfg.as_dict(), torch_rng=torch.get_rng_state())
-        if improved:
-            save_checkpoint(state, best_path)
-        save_checkpoint(state, last_path)
-        write_log(history, log_path)
+        log(f"{kind} epoch {epoch + 1}/{model_cfg.epochs}: loss {loss:.4f}  val {metric_name} {metric:.4f}"
+            f"{'  *best*' if improved else ''}  ({seconds:.1f}s, {len(train_set) / seconds:.0f} img/s)")
+        if main:
+            state = dict(model=unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
+                         scheduler=scheduler.state_dict(), epoch=epoch, best=best, best_epoch=best_epoch,
+                         history=history, kind=kind, model_name=model_cfg.model, config=cfg.as_dict(),
+                         world_size=rt.dist.world)
+            if improved:
+                save_checkpoint(state, best_path)
+            save_checkpoint(state, last_path)
+            write_log(history, log_path)
     return dict(kind=kind, best=best, best_epoch=best_epoch, epochs_run=len(history))
 
 
-def load_trained(kind: str, cfg, device) -> tuple[torch.nn.Module, Head]:
+def load_trained(kind: str, cfg, rt: Runtime) -> tuple[torch.nn.Module, Head]:
     """The best checkpoint of ``kind``, checked against the config, ready for inference."""
     model_cfg = getattr(cfg, kind)
     path = checkpoint_path(cfg, kind, "best")
@@ -252,4 +292,4 @@ def load_trained(kind: str, cfg, device) -> tuple[torch.nn.Module, Head]:
     saved = state["config"].get(kind, {})
     head = make_head(kind, model_cfg) if kind == "classifier" else Head(kind, saved.get("target", "log"),
                                                                          saved.get("loss", "l1"))
-    return model.to(device, memory_format=memory_format(cfg)).eval(), head
+    return model.to(rt.device, memory_format=rt.fmt).eval(), head

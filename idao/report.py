@@ -20,7 +20,7 @@ from .checkpoint import load_checkpoint
 from .cli import run_cli
 from .config import add_config_args, load_config
 from .dataset import read_labels
-from .engine import KINDS, checkpoint_path, load_trained, memory_format, predict_outputs, resolve_device
+from .engine import KINDS, checkpoint_path, load_trained, make_runtime, predict_outputs
 from .errors import DataError
 from .metrics import summarize
 from .plots import (SplitResult, plot_confusion, plot_energy_comparison, plot_energy_correlation,
@@ -35,13 +35,11 @@ POSTPROCESS_CHOICES = (("none", False), ("snap", False), ("split", False), ("spl
 def validation_result(cfg) -> SplitResult:
     _, crops, _, val_idx = prepare(cfg)
     val = crops.subset(val_idx)
-    device = resolve_device(cfg.train.device)
-    amp = cfg.train.amp and device.type == "cuda"
+    rt = make_runtime(cfg)
     pred = {}
     for kind in KINDS:
-        model, head = load_trained(kind, cfg, device)
-        pred[kind] = head.predict(predict_outputs(model, val.images, 256, cfg.data.bin, device, amp,
-                                                   fmt=memory_format(cfg)))
+        model, head = load_trained(kind, cfg, rt)
+        pred[kind] = head.predict(predict_outputs(model, val.images, 256, rt))
     # validation holds the training classes (plus strays): snap to the nearest of the six levels
     final = postprocess(pred["regressor"], pred["classifier"], None, "snap")
     return SplitResult(val.is_er, val.energy, pred["classifier"], pred["regressor"], final)

@@ -19,7 +19,7 @@ from .cli import run_cli
 from .config import add_config_args, load_config
 from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_folder
-from .engine import load_trained, memory_format, predict_outputs, resolve_device
+from .engine import load_trained, make_runtime, predict_outputs
 from .errors import ConfigError, DataError
 from .postprocess import MODES, postprocess
 
@@ -39,9 +39,8 @@ def test_folders(cfg) -> list[Path]:
 
 def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
     """Raw predictions for every image: id, split (folder name), ER probability and keV."""
-    device = resolve_device(cfg.train.device)
-    amp = cfg.train.amp and device.type == "cuda"
-    models = {kind: load_trained(kind, cfg, device) for kind in ("classifier", "regressor")}
+    rt = make_runtime(cfg)
+    models = {kind: load_trained(kind, cfg, rt) for kind in ("classifier", "regressor")}
     frames, seen = [], {}
     for folder in folders:
         samples = read_folder(folder)
@@ -52,8 +51,7 @@ def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
         crops = load_crops(samples, cfg.data, cfg.train.progress)
         out = {}
         for kind, (model, head) in models.items():
-            raw = predict_outputs(model, crops.images, cfg.submission.batch_size, cfg.data.bin, device, amp,
-                                  cfg.train.progress, memory_format(cfg))
+            raw = predict_outputs(model, crops.images, cfg.submission.batch_size, rt)
             out[kind] = head.predict(raw)
         frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name,
                                     "score": out["classifier"], "energy": out["regressor"]}))
