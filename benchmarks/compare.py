@@ -59,8 +59,6 @@ def _scores(root: Path, predict) -> dict:
 
 
 def run_idao(root: Path, work: Path, seed: int) -> dict:
-    import pandas as pd
-
     from idao.config import load_config
     from idao.submit import generate
     from idao.train import train

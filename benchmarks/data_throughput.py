@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--out", help="also write the table to this markdown file")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="idao-bench-"))
     try:
@@ -46,12 +47,18 @@ def main() -> None:
         warm_s = time.perf_counter() - t
         assert np.array_equal(cold, warm)
 
-        print(f"| measure | value |\n|---|---|")
-        print(f"| simulated images/s ({args.workers} workers, {n_sim} images) | {n_sim / sim_s:.1f} |")
-        print(f"| projected time for scale 1.0 (29,964 images) | {29_964 / (n_sim / sim_s) / 60:.1f} min |")
-        print(f"| cold PNG-decode crops/s ({args.workers} workers, {len(paths)} images) | {len(paths) / cold_s:.0f} |")
-        print(f"| cached crops/s | {len(paths) / warm_s:.0f} |")
-        print(f"| cache speed-up | {cold_s / warm_s:.0f}x |")
+        lines = [f"Command: `python benchmarks/data_throughput.py --scale {args.scale}`; {os.cpu_count()} CPU cores.", "",
+                 "| measure | value |", "|---|---|",
+                 f"| simulated images/s ({args.workers} workers, {n_sim} images) | {n_sim / sim_s:.1f} |",
+                 f"| projected time for scale 1.0 (29,964 images) | {29_964 / (n_sim / sim_s) / 60:.1f} min |",
+                 f"| cold PNG-decode crops/s ({args.workers} workers, {len(paths)} images) | {len(paths) / cold_s:.0f} |",
+                 f"| cached crops/s | {len(paths) / warm_s:.0f} |",
+                 f"| cache speed-up | {cold_s / warm_s:.0f}x |"]
+        print("\n".join(lines))
+        if args.out:
+            from idao.atomic import write_text
+
+            write_text(args.out, "\n".join(lines) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

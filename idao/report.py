@@ -7,18 +7,15 @@ uploaded. Real test splits have no labels and are reported as such.
 """
 from __future__ import annotations
 
-import argparse
 import html
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .atomic import write_text
 from .checkpoint import load_checkpoint
-from .cli import run_cli
-from .config import add_config_args, load_config
+from .cli import config_command
 from .dataset import read_labels
 from .engine import KINDS, checkpoint_path, load_trained, make_runtime, predict_outputs
 from .errors import DataError
@@ -144,7 +141,4 @@ def report(cfg) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    run_cli(lambda: report(load_config(args.config, args.overrides)))
+    config_command(__doc__.splitlines()[0], lambda cfg, args: report(cfg), argv)

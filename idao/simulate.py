@@ -13,7 +13,6 @@ identical whatever the number of worker processes.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import io
 import math

@@ -7,7 +7,6 @@ report can compare post-processing modes without running the models again.
 """
 from __future__ import annotations
 
-import argparse
 import warnings
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path, write_text
-from .cli import run_cli
-from .config import add_config_args, load_config
+from .cli import config_command
 from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_folder
 from .engine import load_trained, make_runtime, predict_outputs
@@ -113,7 +111,4 @@ def generate(cfg) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    run_cli(lambda: generate(load_config(args.config, args.overrides)))
+    config_command(__doc__.splitlines()[0], lambda cfg, args: generate(cfg), argv)

@@ -1,15 +1,13 @@
 """``train.py``: train the ER/NR classifier and the energy regressor on the train split."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 import torch.distributed
 
 from .atomic import write_text
-from .cli import run_cli
-from .config import add_config_args, load_config
+from .cli import config_command
 from .data import ensure_dataset, load_crops, stratified_split
 from .dataset import describe, train_samples
 from .distributed import current, init_distributed, main_process_first
@@ -45,8 +43,7 @@ def train(cfg, kinds=KINDS) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    add_config_args(parser)
-    parser.add_argument("--only", choices=KINDS, help="train just one of the two models")
-    args = parser.parse_args(argv)
-    run_cli(lambda: train(load_config(args.config, args.overrides), [args.only] if args.only else KINDS))
+    def only(parser):
+        parser.add_argument("--only", choices=KINDS, help="train just one of the two models")
+
+    config_command(__doc__, lambda cfg, args: train(cfg, [args.only] if args.only else KINDS), argv, only)

@@ -29,7 +29,7 @@ def train(dataset: Path, work: Path, nproc: int) -> subprocess.CompletedProcess:
 
 
 def test_two_processes_match_one(tiny_dataset, tmp_path):
-    one = train(tiny_dataset, tmp_path / "one", 1)
+    train(tiny_dataset, tmp_path / "one", 1)
     two = train(tiny_dataset, tmp_path / "two", 2)
     assert "2 processes" in two.stdout
     assert two.stdout.count("classifier epoch 2/2") == 1  # only rank 0 prints

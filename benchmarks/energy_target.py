@@ -1,0 +1,61 @@
+"""Which energy target and loss extrapolate best to the unseen energies? Trains the regressor once per choice.
+
+    python benchmarks/energy_target.py --root DATASET   (or --scale 0.2 to simulate one)
+
+Prints raw (not post-processed) MAE on the public split (training energies) and
+the private split (ER 6/20 and NR 3/10 interpolate; ER 1 and NR 30 extrapolate).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from idao.config import load_config  # noqa: E402
+from idao.data import load_crops  # noqa: E402
+from idao.dataset import split_samples  # noqa: E402
+from idao.engine import fit, load_trained, make_runtime, predict_outputs  # noqa: E402
+from idao.metrics import mae  # noqa: E402
+from idao.simulate import simulate_dataset  # noqa: E402
+from idao.train import prepare  # noqa: E402
+
+CHOICES = (("log", "l1"), ("linear", "l1"), ("log", "mse"), ("log", "huber"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root")
+    parser.add_argument("--scale", type=float, default=0.2)
+    parser.add_argument("--epochs", type=int, default=12)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="idao-energy-"))
+    root = Path(args.root) if args.root else simulate_dataset(work / "idao_dataset", args.scale, progress=False)
+    print("| target | loss | val MAE | public MAE | private MAE | private MAE per class |")
+    print("|---|---|---:|---:|---:|---|")
+    for target, loss in CHOICES:
+        cfg = load_config("config.ini", [f"data.root={root}", f"data.cache_dir={work / 'cache'}",
+                                         f"train.checkpoint_dir={work / f'ck-{target}-{loss}'}",
+                                         "train.progress=false", f"regressor.epochs={args.epochs}",
+                                         f"regressor.target={target}", f"regressor.loss={loss}"], echo=False)
+        _, crops, tr, va = prepare(cfg)
+        rt = make_runtime(cfg)
+        result = fit("regressor", cfg, crops.subset(tr), crops.subset(va), rt)
+        model, head = load_trained("regressor", cfg, rt)
+        row = {}
+        for split in ("public_test", "private_test"):
+            data = load_crops(split_samples(root, split), cfg.data, progress=False)
+            pred = head.predict(predict_outputs(model, data.images, 256, rt))
+            row[split] = mae(data.energy, pred)
+            if split == "private_test":
+                per = {c: mae(data.energy[data.classes == c], pred[data.classes == c]) for c in sorted(set(data.classes))}
+        detail = ", ".join(f"{c} {v:.2f}" for c, v in sorted(per.items(), key=lambda kv: int(kv[0][2:])))
+        print(f"| {target} | {loss} | {result['best']:.3f} | {row['public_test']:.3f} | {row['private_test']:.3f} | {detail} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
