@@ -104,8 +104,11 @@ def run_baseline(root: Path, work: Path, seed: int) -> dict:
 
 
 def run_physics(root: Path, work: Path, seed: int) -> dict:
+    from idao.config import load_config
     from idao.features import features, fit_physics_models, predict_physics
     from idao.postprocess import postprocess
+
+    sub = load_config("config.ini", echo=False).submission  # the same post-processing as the default pipeline
 
     t = time.perf_counter()
     train = train_samples(root)
@@ -120,15 +123,15 @@ def run_physics(root: Path, work: Path, seed: int) -> dict:
         c, _ = decode_crops([s.path for s in samples], 128, workers=WORKERS, progress=False)
         score, energy = predict_physics(models, features(c))
         timing[split] = time.perf_counter() - t0
-        return score, postprocess(energy, score, split, "split", balance=True)
+        return score, postprocess(energy, score, split, sub.postprocess, sub.balance)
 
     metrics = _scores(root, predict)
     return dict(train_s=train_s, submit_s=sum(timing.values()), metrics=metrics, peak_mb=_peak_mb())
 
 
-METHODS = {"idao default (densenet_tiny + mobilenetv3_small_050, split + balance)": run_idao,
+METHODS = {"idao default (densenet_tiny + mobilenetv3_small_050)": run_idao,
            "organisers' baseline recipe (raw outputs)": run_baseline,
-           "physics features + gradient boosting (split + balance)": run_physics}
+           "physics features + gradient boosting": run_physics}
 
 
 def _in_child(fn_name: str, root: str, work: str, seed: int, queue) -> None:
@@ -167,8 +170,12 @@ def main() -> None:
         print(f"{name}: done", file=sys.stderr)
 
     n_train = len(train_samples(root))
+    from idao.config import load_config
+
+    sub = load_config("config.ini", echo=False).submission
     lines = [f"Simulated dataset: scale {args.scale}, seed {args.seed} ({n_train} train, {n_test} test images); "
-             f"{WORKERS} CPU cores; command: `python benchmarks/compare.py --scale {args.scale} --seed {args.seed}`.",
+             f"{WORKERS} CPU cores; command: `python benchmarks/compare.py --scale {args.scale} --seed {args.seed}`; "
+             f"post-processing of ours and the physics model: {sub.postprocess}{' + balance' if sub.balance else ''}.",
              "", "| method | public AUC | public MAE | public score | private AUC | private MAE | private score | "
              "train s | submission s | peak MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in rows:
