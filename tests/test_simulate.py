@@ -67,3 +67,12 @@ def test_calibrated_against_real_images(real_images):
             assert abs(r["real"] - r["sim"]) <= tolerance[r["stat"]], where
         elif not (r["cls"] == "NR1" and r["stat"] == "width"):  # NR 1 keV is invisible per pixel: no width
             assert r["lo"] <= r["real"] <= r["hi"], where
+
+
+def test_checks_free_disk_space_first(tmp_path, monkeypatch):
+    from idao import cache
+
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda p: type("Usage", (), {"free": 50 * 2**20})())
+    with pytest.raises(DataError, match=r"a simulated dataset of 29964 images needs \d+ MiB but only 50 MiB is free"):
+        simulate_dataset(tmp_path / "ds", scale=1.0, progress=False)
+    assert not (tmp_path / "ds").exists()
