@@ -40,10 +40,6 @@ class CropSet:
         return self.particle == "ER"
 
     @property
-    def labelled(self) -> bool:
-        return bool(len(self)) and bool(np.all(self.energy > 0))
-
-    @property
     def classes(self) -> np.ndarray:
         return np.char.add(self.particle.astype(str), self.energy.astype(str))
 
@@ -83,7 +79,10 @@ def stratified_split(classes: np.ndarray, fraction: float, seed: int) -> tuple[n
 def to_input(batch: np.ndarray, bin_factor: int, device: torch.device,
              memory_format=torch.contiguous_format) -> torch.Tensor:
     """uint8 (B, H, W) crops -> normalised float (B, 1, H/bin, W/bin) on ``device``."""
-    x = torch.from_numpy(np.array(batch)).to(device, non_blocking=True)  # a writable copy, even of a memory map
+    x = torch.from_numpy(np.array(batch))  # a writable copy, even of a memory map
+    if device.type == "cuda":
+        x = x.pin_memory()  # page-locked: the copy below overlaps with GPU work
+    x = x.to(device, non_blocking=True)
     x = x.unsqueeze(1).float()
     if bin_factor > 1:
         x = F.avg_pool2d(x, bin_factor)

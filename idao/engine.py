@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 from tqdm import tqdm
 
 from .atomic import write_text
@@ -57,7 +58,7 @@ class Head:
     def predict(self, out: np.ndarray) -> np.ndarray:
         """Model outputs -> ER probability (classifier) or keV (regressor)."""
         if self.kind == "classifier":
-            return 1.0 / (1.0 + np.exp(-out))
+            return expit(out)
         return np.exp(np.clip(out, -3.0, 6.0)) if self.target == "log" else out  # clip: 0.05-400 keV
 
     def metric(self, pred: np.ndarray, data: CropSet) -> float:
@@ -228,28 +229,32 @@ def fit(kind: str, cfg, train_set: CropSet, val_set: CropSet, rt: Runtime) -> di
     head = make_head(kind, model_cfg)
     seed, main = cfg.train.seed, rt.dist.main
     log = print if main else (lambda *a, **k: None)
+    targets = head.targets(train_set)
+    last_path, best_path = checkpoint_path(cfg, kind, "last"), checkpoint_path(cfg, kind, "best")
+    log_path = Path(cfg.train.checkpoint_dir) / f"{kind}_log.csv"
+    state = None
+    if cfg.train.resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        check_compatible(state, last_path, model_cfg.model, cfg.data)
+
     torch.manual_seed(seed)
     model = build_model(model_cfg.model, model_cfg.pretrained, model_cfg.drop_rate)
+    if state:
+        load_weights(model, state, last_path)
+    else:
+        init_output_layer(model, float(targets.mean()) if kind == "regressor" else 0.0)
+    model.to(rt.device, memory_format=rt.fmt)  # before the optimizer, so resumed optimizer state lands there too
     optimizer = torch.optim.AdamW(model.parameters(), lr=model_cfg.lr, weight_decay=model_cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train_set) / model_cfg.batch_size)
     schedule = warmup_cosine(model_cfg.epochs * steps_per_epoch, model_cfg.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    targets = head.targets(train_set)
-    last_path, best_path = checkpoint_path(cfg, kind, "last"), checkpoint_path(cfg, kind, "best")
-    log_path = Path(cfg.train.checkpoint_dir) / f"{kind}_log.csv"
-
     start_epoch, best, best_epoch, history = 0, None, -1, []
-    if cfg.train.resume and last_path.exists():
-        state = load_checkpoint(last_path)
-        check_compatible(state, last_path, model_cfg.model, cfg.data)
-        load_weights(model, state, last_path)
+    if state:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
         log(f"{kind}: resuming from {last_path} at epoch {start_epoch}")
-    else:
-        init_output_layer(model, float(targets.mean()) if kind == "regressor" else 0.0)
-    model = wrap_model(model.to(rt.device, memory_format=rt.fmt), rt.device)
+    model = wrap_model(model, rt.device)
 
     for epoch in range(start_epoch, model_cfg.epochs):
         if model_cfg.patience and epoch - best_epoch > model_cfg.patience:

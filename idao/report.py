@@ -42,13 +42,13 @@ def validation_result(cfg) -> SplitResult:
     return SplitResult(val.is_er, val.energy, pred["classifier"], pred["regressor"], final)
 
 
-def test_results(cfg, root: Path) -> tuple[dict, pd.DataFrame | None]:
+def scored_test_splits(cfg, root: Path) -> dict:
     """Labelled test splits from the submission CSV and its raw companion."""
     labels = read_labels(root)
     out = Path(cfg.submission.output)
     raw_path = out.with_suffix(".raw.csv")
     if labels is None or not out.exists() or not raw_path.exists():
-        return {}, None
+        return {}
     sub, raw = pd.read_csv(out, dtype={"id": str}), pd.read_csv(raw_path, dtype={"id": str})
     if list(sub.columns) != COLUMNS:
         raise DataError(f"{out}: columns {list(sub.columns)}; expected {COLUMNS}")
@@ -62,7 +62,7 @@ def test_results(cfg, root: Path) -> tuple[dict, pd.DataFrame | None]:
         results[split] = SplitResult(
             (part["particle"] == "ER").to_numpy(), part["true_energy"].to_numpy(int),
             part[COLUMNS[1]].to_numpy(float), part["energy"].to_numpy(float), part[COLUMNS[2]].to_numpy(float))
-    return results, table
+    return results
 
 
 def postprocess_table(results: dict) -> list[dict]:
@@ -108,7 +108,7 @@ def report(cfg) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     results = {"validation": validation_result(cfg)}
     root = Path(cfg.data.root)
-    tests, _ = test_results(cfg, root)
+    tests = scored_test_splits(cfg, root)
     results.update(tests)
     note = ("test splits scored from " + cfg.submission.output + " against " + str(root / "labels.csv")
             if tests else "no labelled test splits (real data has none, or generate_submission.py has not run)")
