@@ -53,7 +53,8 @@ def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
             out[kind] = head.predict(raw)
         frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name,
                                     "score": out["classifier"], "energy": out["regressor"]}))
-        unread = [s.id for s in samples if s.id not in set(crops.ids)]
+        decoded = set(crops.ids)
+        unread = [s.id for s in samples if s.id not in decoded]
         if unread:  # only with data.on_bad_file=skip: the leaderboard still needs a row per image
             warnings.warn(f"{folder}: {len(unread)} unreadable image(s) get neutral predictions "
                           f"(score 0.5, {NEUTRAL_KEV} keV), e.g. {unread[0]}", stacklevel=2)
