@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from idao.config import load_config  # noqa: E402
 from idao.data import load_crops  # noqa: E402
 from idao.dataset import split_samples  # noqa: E402
-from idao.engine import fit, load_trained, make_runtime, predict_outputs  # noqa: E402
+from idao.engine import fit, make_runtime, predict_outputs  # noqa: E402
+from idao.heads import compat_settings, load_heads, make_head  # noqa: E402
 from idao.metrics import mae  # noqa: E402
 from idao.simulate import simulate_dataset  # noqa: E402
 from idao.train import prepare  # noqa: E402
@@ -43,12 +44,13 @@ def main() -> None:
                                          f"regressor.target={target}", f"regressor.loss={loss}"], echo=False)
         _, crops, tr, va = prepare(cfg)
         rt = make_runtime(cfg)
-        result = fit("regressor", cfg, crops.subset(tr), crops.subset(va), rt)
-        model, head = load_trained("regressor", cfg, rt)
+        result = fit("regressor", cfg.regressor, make_head("regressor", cfg), crops.subset(tr), crops.subset(va), rt,
+                     cfg, compat_settings(cfg))
+        model, head = load_heads(cfg, rt, ("regressor",))["regressor"]
         row = {}
         for split in ("public_test", "private_test"):
             data = load_crops(split_samples(root, split), cfg.data, progress=False)
-            pred = head.predict(predict_outputs(model, data.images, 256, rt))
+            pred = head.predict(predict_outputs(model, head, data, 256, rt))
             row[split] = mae(data.energy, pred)
             if split == "private_test":
                 per = {c: mae(data.energy[data.classes == c], pred[data.classes == c]) for c in sorted(set(data.classes))}

@@ -15,10 +15,6 @@ import torch
 from .atomic import atomic_path
 from .errors import CheckpointError
 
-# settings that change what a checkpoint's weights mean: they must match to load it
-DATA_KEYS = ("crop", "crop_mode", "pedestal", "bin")
-
-
 def save_checkpoint(state: dict, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
@@ -42,17 +38,18 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def check_compatible(state: dict, path: str | Path, model_name: str, data_cfg) -> None:
-    """Refuse a checkpoint made for another model or other input settings."""
+def check_compatible(state: dict, path: str | Path, model_name: str, settings: dict[str, dict]) -> None:
+    """Refuse a checkpoint made for another model or other input settings (``{section: {key: value}}``)."""
     saved_model = state.get("model_name")
     if saved_model != model_name:
         raise CheckpointError(f"{path}: checkpoint is a {saved_model!r} model but the config asks for "
                               f"{model_name!r}; set the model name back or retrain")
-    saved = state["config"].get("data", {})
-    for key in DATA_KEYS:
-        if key in saved and saved[key] != getattr(data_cfg, key):
-            raise CheckpointError(f"{path}: trained with data.{key} = {saved[key]!r} but the config has "
-                                  f"{getattr(data_cfg, key)!r}; use the same setting or retrain")
+    for section, values in settings.items():
+        saved = state["config"].get(section, {})
+        for key, value in values.items():
+            if key in saved and saved[key] != value:
+                raise CheckpointError(f"{path}: trained with {section}.{key} = {saved[key]!r} but the config has "
+                                      f"{value!r}; use the same setting or retrain")
 
 
 def load_weights(model: torch.nn.Module, state: dict, path: str | Path) -> None:

@@ -17,7 +17,8 @@ from .atomic import write_text
 from .checkpoint import load_checkpoint
 from .cli import config_command
 from .dataset import read_labels
-from .engine import KINDS, checkpoint_path, load_trained, make_runtime, predict_outputs
+from .engine import checkpoint_path, make_runtime, predict_outputs
+from .heads import KINDS, load_heads
 from .errors import DataError
 from .metrics import summarize
 from .plots import (SplitResult, plot_confusion, plot_energy_comparison, plot_energy_correlation,
@@ -34,9 +35,8 @@ def validation_result(cfg) -> SplitResult:
     val = crops.subset(val_idx)
     rt = make_runtime(cfg)
     pred = {}
-    for kind in KINDS:
-        model, head = load_trained(kind, cfg, rt)
-        pred[kind] = head.predict(predict_outputs(model, val.images, 256, rt))
+    for kind, (model, head) in load_heads(cfg, rt).items():
+        pred[kind] = head.predict(predict_outputs(model, head, val, 256, rt))
     # validation holds the training classes (plus strays): snap to the nearest of the six levels
     final = postprocess(pred["regressor"], pred["classifier"], None, "snap")
     return SplitResult(val.is_er, val.energy, pred["classifier"], pred["regressor"], final)

@@ -17,7 +17,8 @@ from .atomic import atomic_path, write_text
 from .cli import config_command
 from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_folder
-from .engine import load_trained, make_runtime, predict_outputs
+from .engine import make_runtime, predict_outputs
+from .heads import load_heads
 from .errors import ConfigError, DataError
 from .postprocess import MODES, postprocess
 
@@ -38,7 +39,7 @@ def test_folders(cfg) -> list[Path]:
 def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
     """Raw predictions for every image: id, split (folder name), ER probability and keV."""
     rt = make_runtime(cfg)
-    models = {kind: load_trained(kind, cfg, rt) for kind in ("classifier", "regressor")}
+    models = load_heads(cfg, rt)
     frames, seen = [], {}
     for folder in folders:
         samples = read_folder(folder)
@@ -49,7 +50,7 @@ def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
         crops = load_crops(samples, cfg.data, cfg.train.progress)
         out = {}
         for kind, (model, head) in models.items():
-            raw = predict_outputs(model, crops.images, cfg.submission.batch_size, rt)
+            raw = predict_outputs(model, head, crops, cfg.submission.batch_size, rt)
             out[kind] = head.predict(raw)
         frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name,
                                     "score": out["classifier"], "energy": out["regressor"]}))

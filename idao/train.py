@@ -11,7 +11,8 @@ from .cli import config_command
 from .data import ensure_dataset, load_crops, stratified_split
 from .dataset import describe, train_samples
 from .distributed import current, init_distributed, main_process_first
-from .engine import KINDS, fit, make_runtime, resolve_device
+from .engine import fit, make_runtime, resolve_device
+from .heads import KINDS, compat_settings, make_head
 
 
 def prepare(cfg):
@@ -36,7 +37,8 @@ def train(cfg, kinds=KINDS) -> list[dict]:
               + (f", {dist_info.world} processes" if dist_info.enabled else ""))
         write_text(Path(cfg.train.checkpoint_dir) / "config.ini", cfg.to_ini())
     try:
-        return [fit(kind, cfg, crops.subset(train_idx), crops.subset(val_idx), rt) for kind in kinds]
+        return [fit(kind, getattr(cfg, kind), make_head(kind, cfg), crops.subset(train_idx), crops.subset(val_idx),
+                    rt, cfg, compat_settings(cfg)) for kind in kinds]
     finally:
         if dist_info.enabled:
             torch.distributed.destroy_process_group()

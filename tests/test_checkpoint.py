@@ -6,6 +6,7 @@ import torch
 from idao.checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
 from idao.config import load_config
 from idao.errors import CheckpointError
+from idao.heads import compat_settings
 from idao.models import build_model
 
 
@@ -50,11 +51,11 @@ def test_arbitrary_pickled_objects_are_refused(tmp_path, cfg, capsys):
 def test_other_architecture_or_settings_is_a_clear_error(tmp_path, cfg):
     _, state = make_state(cfg, "mobilenetv3_small_050")
     with pytest.raises(CheckpointError, match="is a 'mobilenetv3_small_050' model but the config asks for 'densenet_tiny'"):
-        check_compatible(state, "c.pt", "densenet_tiny", cfg.data)
+        check_compatible(state, "c.pt", "densenet_tiny", compat_settings(cfg))
     other = load_config("config.ini", ["data.crop=96"], echo=False)
     _, state = make_state(cfg)
     with pytest.raises(CheckpointError, match="trained with data.crop = 128 but the config has 96"):
-        check_compatible(state, "c.pt", "densenet_tiny", other.data)
+        check_compatible(state, "c.pt", "densenet_tiny", compat_settings(other))
     state["model"] = build_model("densenet121").state_dict()  # wrong weights under the right name
     with pytest.raises(CheckpointError, match="weights do not fit the model"):
         load_weights(build_model("densenet_tiny"), state, "c.pt")

@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 
 from idao.config import load_config
-from idao.engine import load_trained, make_runtime
+from idao.engine import make_runtime
+from idao.heads import load_heads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +46,6 @@ def test_two_processes_match_one(tiny_dataset, tmp_path):
     assert w2["world_size"] == 2 and w1["model"].keys() == w2["model"].keys()  # same format, no "module." prefix
     # the 2-process checkpoint loads and predicts in a single process
     cfg = load_config(ROOT / "config.ini", [f"train.checkpoint_dir={tmp_path / 'two' / 'ck'}"], echo=False)
-    model, head = load_trained("classifier", cfg, make_runtime(cfg))
+    model, head = load_heads(cfg, make_runtime(cfg), ("classifier",))["classifier"]
     with torch.inference_mode():
         assert model(torch.zeros(2, 1, 64, 64)).shape == (2, 1)
