@@ -16,6 +16,7 @@ import pandas as pd
 from .atomic import write_text
 from .checkpoint import load_checkpoint
 from .cli import config_command
+from .tasks import dispatch
 from .dataset import read_labels
 from .engine import checkpoint_path, make_runtime, predict_outputs
 from .heads import KINDS, load_heads
@@ -91,12 +92,12 @@ def format_log(metrics: dict, pp_rows: list[dict], note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_html(folder: Path, log_text: str, images: list[Path]) -> None:
+def write_html(folder: Path, log_text: str, images: list[Path], title: str = "idao report") -> None:
     figures = "\n".join(f'<figure><img src="{p.name}" alt="{p.stem}"><figcaption>{p.stem}</figcaption></figure>'
                         for p in images)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>idao report</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} img{{max-width:100%}} figure{{display:inline-block;margin:1em}}</style>
-</head><body><h1>idao report</h1><pre>{html.escape(log_text)}</pre>
+</head><body><h1>{html.escape(title)}</h1><pre>{html.escape(log_text)}</pre>
 {figures}
 <p>Config: <a href="config.ini">config.ini</a>; numbers: <a href="metrics.json">metrics.json</a>.</p></body></html>
 """
@@ -141,4 +142,4 @@ def report(cfg) -> dict:
 
 
 def main(argv=None) -> None:
-    config_command(__doc__.splitlines()[0], lambda cfg, args: report(cfg), argv)
+    config_command(__doc__.splitlines()[0], dispatch("report", lambda cfg, args: report(cfg)), argv)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .atomic import atomic_path, write_text
 from .cli import config_command
+from .tasks import dispatch
 from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_folder
 from .engine import make_runtime, predict_outputs
@@ -113,4 +114,4 @@ def generate(cfg) -> pd.DataFrame:
 
 
 def main(argv=None) -> None:
-    config_command(__doc__.splitlines()[0], lambda cfg, args: generate(cfg), argv)
+    config_command(__doc__.splitlines()[0], dispatch("generate", lambda cfg, args: generate(cfg)), argv)

@@ -8,6 +8,7 @@ import torch.distributed
 
 from .atomic import write_text
 from .cli import config_command
+from .tasks import dispatch
 from .data import ensure_dataset, load_crops, stratified_split
 from .dataset import describe, train_samples
 from .distributed import current, init_distributed, main_process_first
@@ -46,6 +47,6 @@ def train(cfg, kinds=KINDS) -> list[dict]:
 
 def main(argv=None) -> None:
     def only(parser):
-        parser.add_argument("--only", choices=KINDS, help="train just one of the two models")
+        parser.add_argument("--only", choices=KINDS, help="IDAO: train just one of the two models")
 
-    config_command(__doc__, lambda cfg, args: train(cfg, [args.only] if args.only else KINDS), argv, only)
+    config_command(__doc__, dispatch("train", lambda cfg, args: train(cfg, [args.only] if args.only else KINDS)), argv, only)

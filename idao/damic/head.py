@@ -1,0 +1,157 @@
+"""The DAMIC-M model's head: window padding, scaling, standardisation, and class + box outputs.
+
+Preprocessing follows the thesis with its flaw fixed: each track (cropped to
+its box) is placed in a common window, at a random offset when training and
+centred when predicting, optionally with its frame's noise added; the window
+is summed over ``bin`` x ``bin`` pixels, optionally log-scaled
+(``log1p(eV / 3.77)``: energies span 3.77 eV to MeV) and standardised with one
+mean and std measured on the *training set* and stored in the checkpoint,
+never per batch. Outputs: one logit per class, then the track's box
+(row, col, height, width as fractions of the window). Loss:
+``(1 - box_weight) * cross-entropy + box_weight * L2(box)``, the box term only
+for events with a track (not for noise-only frames).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.special import softmax
+
+from .io import EV_PER_ELECTRON, Events
+
+
+@dataclass(frozen=True)
+class TrackHead:
+    classes: tuple[str, ...]
+    window: tuple[int, int]  # pixels, a multiple of bin
+    bin: int = 2
+    log_scale: bool = True
+    add_noise: bool = False
+    augment: bool = True
+    box_weight: float = 0.13
+    mean: float = 0.0
+    std: float = 1.0
+
+    metric_name = "accuracy"
+
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes) + 4
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Per item: row and column position in [0, 1), vertical and horizontal flip bits."""
+        return torch.rand(n, 4, generator=generator, dtype=torch.float64)
+
+    def placement(self, data: Events, idx, draws) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where each track's crop goes: (crop start in the track, size kept, offset in the window), each (B, 2).
+
+        A track that fits is placed at a random (training) or centred offset; a
+        larger one (only possible at prediction time, or with a fixed window)
+        is cut to the window, at a random or centred start.
+        """
+        size = data.boxes[idx, 2:]
+        win = np.array(self.window)
+        u = np.full((len(idx), 2), 0.5) if draws is None else np.asarray(draws[:, :2])
+        kept = np.minimum(size, win)
+        start = np.floor(u * (size - kept + 1)).astype(int)
+        offset = np.floor(u * (win - kept + 1)).astype(int)
+        if draws is None:  # centred
+            start, offset = (size - kept) // 2, (win - kept) // 2
+        return start, kept, offset
+
+    def raw_windows(self, data: Events, idx, draws=None) -> np.ndarray:
+        """(B, H, W) float32 eV windows before binning and scaling."""
+        idx = np.asarray(idx)
+        draws = None if draws is None else np.asarray(draws)
+        start, kept, offset = self.placement(data, idx, draws)
+        out = np.zeros((len(idx), *self.window), np.float32)
+        for j, i in enumerate(idx):
+            track = data.tracks[i]
+            if draws is not None and self.augment:
+                if draws[j, 2] < 0.5:
+                    track = track[::-1]
+                if draws[j, 3] < 0.5:
+                    track = track[:, ::-1]
+            (r, c), (h, w), (dr, dc) = start[j], kept[j], offset[j]
+            out[j, dr : dr + h, dc : dc + w] = track[r : r + h, c : c + w]
+            if self.add_noise and data.noise[i] is not None:
+                rows, cols, values = data.noise[i]
+                inside = (rows < self.window[0]) & (cols < self.window[1])  # any window-sized region of the frame
+                out[j, rows[inside], cols[inside]] += values[inside]
+        return out
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) eV -> (B, 1, H/bin, W/bin) summed energy, log-scaled if configured (not yet standardised)."""
+        x = x.unsqueeze(1)
+        if self.bin > 1:
+            x = F.avg_pool2d(x, self.bin) * (self.bin * self.bin)
+        return torch.log1p(x / EV_PER_ELECTRON) if self.log_scale else x / 1000.0  # keV when linear
+
+    def inputs(self, data: Events, idx, rt, draws=None) -> torch.Tensor:
+        x = self.scale(torch.from_numpy(self.raw_windows(data, idx, draws)))
+        x = (x - self.mean) / self.std
+        return x.to(rt.device).contiguous(memory_format=rt.fmt)
+
+    def boxes(self, data: Events, idx, draws=None) -> np.ndarray:
+        """True boxes in the window, as fractions: (B, 4) row, col, height, width."""
+        _, kept, offset = self.placement(data, np.asarray(idx), draws)
+        win = np.array(self.window, dtype=np.float64)
+        return np.concatenate([offset / win, kept / win], axis=1)
+
+    def has_box(self, data: Events, idx) -> np.ndarray:
+        return np.array([p != "noise" for p in data.particle[np.asarray(idx)]])
+
+    def targets(self, data: Events, idx, draws=None) -> torch.Tensor:
+        """(B, 6): class index, has-a-box flag, then the box."""
+        idx = np.asarray(idx)
+        y = np.column_stack([data.label[idx], self.has_box(data, idx), self.boxes(data, idx, draws)])
+        return torch.from_numpy(y.astype(np.float32))
+
+    def initial_bias(self, data: Events) -> list[float]:
+        """Logits at 0; the box outputs at the mean centred box, so training starts near the answer."""
+        box = self.boxes(data, np.arange(len(data)))
+        return [0.0] * len(self.classes) + box.mean(axis=0).tolist()
+
+    def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        n = len(self.classes)
+        loss = F.cross_entropy(out[:, :n], y[:, 0].long())
+        has_box = y[:, 1] > 0
+        if self.box_weight > 0 and has_box.any():
+            box_loss = F.mse_loss(out[has_box, n:], y[has_box, 2:], reduction="sum") / len(y)
+            loss = (1 - self.box_weight) * loss + self.box_weight * box_loss
+        return loss
+
+    def predict(self, out: np.ndarray) -> np.ndarray:
+        """(N, classes + 4): class probabilities, then the box clipped to the window."""
+        n = len(self.classes)
+        return np.concatenate([softmax(out[:, :n], axis=1), np.clip(out[:, n:], 0.0, 1.0)], axis=1)
+
+    def metric(self, pred: np.ndarray, data: Events) -> float:
+        """Validation accuracy."""
+        return float(np.mean(pred[:, : len(self.classes)].argmax(1) == data.label))
+
+    def better(self, new: float, best: float | None) -> bool:
+        return best is None or new > best
+
+
+def fit_window(data: Events, bin_factor: int) -> tuple[int, int]:
+    """The thesis' "maximum window": the largest track box of the set, rounded up to a multiple of ``bin``."""
+    h, w = data.boxes[:, 2].max(), data.boxes[:, 3].max()
+    return tuple(int(-(-v // bin_factor) * bin_factor) for v in (h, w))
+
+
+def fit_stats(head: TrackHead, data: Events, chunk: int = 256) -> tuple[float, float]:
+    """Mean and std of the scaled, centred training windows: the standardisation every input then uses."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for start in range(0, len(data), chunk):
+        x = head.scale(torch.from_numpy(head.raw_windows(data, np.arange(start, min(start + chunk, len(data))))))
+        x = x.double()
+        total += float(x.sum())
+        total_sq += float((x * x).sum())
+        count += x.numel()
+    mean = total / count
+    std = max((total_sq / count - mean * mean) ** 0.5, 1e-6)
+    return mean, std

@@ -1,0 +1,204 @@
+"""Readers for the two DAMIC-M event formats (facts: ../shared/docs/damic-facts.md).
+
+1. Per-event ``.npz`` files (``energy``, optional ``noise`` and ``loc``; the
+   particle is the name's ``_pdg_<code>`` suffix), one file or a folder of them.
+2. Packed arrays as the thesis stored them: ``data`` / ``labels`` (or
+   ``data_test`` / ``labels_test``), whose integer labels name classes through
+   ``damic.packed_labels``.
+
+Each event is kept as its track cropped to the bounding box of its non-zero
+energy pixels (float32 eV) with the box's place in the frame, so thousands of
+300x300 frames fit in memory. An event without deposited energy (a noise-only
+frame) is represented by its noise instead. Noise frames are kept sparse
+(dark current occupies ~0.03 % of pixels).
+"""
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+EV_PER_ELECTRON = 3.77
+PDG_CLASSES = {11: "electron", -11: "electron", 13: "muon", -13: "muon", 1000020040: "alpha", 22: "photon",
+               0: "noise"}  # pdg 0: a frame with no particle (the simulator's noise-only events)
+CLASS_NAMES = ("electron", "muon", "alpha", "noise")
+_PDG = re.compile(r"_pdg_(-?\d+)$")
+
+
+@dataclass
+class Events:
+    """Tracks cropped to their boxes, with ids, class names and where each box sat in its frame."""
+
+    ids: list[str]
+    tracks: list[np.ndarray]  # (h, w) float32 eV
+    boxes: np.ndarray  # (N, 4) int: row, col, height, width in the frame
+    frames: np.ndarray  # (N, 2) int: frame height, width
+    particle: np.ndarray  # class name per event
+    noise: list = field(default_factory=list)  # per event None or (rows, cols, values) of the noise frame
+    label: np.ndarray | None = None  # index into the model's classes, set by ``select``
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def energy(self) -> np.ndarray:
+        """Total deposited energy per event, eV."""
+        return np.array([t.sum(dtype=np.float64) for t in self.tracks])
+
+    @property
+    def elongation(self) -> np.ndarray:
+        """Box height x width in pixels, the thesis' elongation measure."""
+        return self.boxes[:, 2] * self.boxes[:, 3]
+
+    def subset(self, idx) -> "Events":
+        idx = np.asarray(idx, dtype=int)
+        return Events([self.ids[i] for i in idx], [self.tracks[i] for i in idx], self.boxes[idx], self.frames[idx],
+                      self.particle[idx], [self.noise[i] for i in idx],
+                      None if self.label is None else self.label[idx])
+
+    def select(self, classes: tuple[str, ...]) -> tuple["Events", dict]:
+        """Events of ``classes`` only, with ``label`` set; and the count of each class left out."""
+        keep = np.isin(self.particle, classes)
+        dropped = {str(c): int(n) for c, n in zip(*np.unique(self.particle[~keep], return_counts=True))}
+        out = self.subset(np.flatnonzero(keep))
+        out.label = np.array([classes.index(p) for p in out.particle], dtype=int)
+        return out, dropped
+
+
+def _sparse(frame: np.ndarray):
+    rows, cols = np.nonzero(frame)
+    return rows.astype(np.int32), cols.astype(np.int32), frame[rows, cols].astype(np.float32)
+
+
+def crop_event(energy: np.ndarray, noise: np.ndarray | None):
+    """(track, box, noise) of one frame: the energy cropped to its non-zero pixels, or the noise if none."""
+    shown = energy if energy.any() or noise is None else noise
+    rows, cols = np.nonzero(shown)
+    if len(rows) == 0:
+        return np.zeros((1, 1), np.float32), np.array([0, 0, 1, 1]), None
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    track = shown[r0:r1, c0:c1].astype(np.float32)
+    extra = _sparse(noise) if noise is not None and shown is energy else None
+    return track, np.array([r0, c0, r1 - r0, c1 - c0]), extra
+
+
+def _check_frames(path, arr, name: str, ndim: int) -> np.ndarray:
+    if arr.ndim != ndim:
+        raise DataError(f"{path}: {name!r} has shape {arr.shape}; expected {ndim} dimensions")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{path}: {name!r} has dtype {arr.dtype}; expected numbers (eV)")
+    arr = np.asarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: {name!r} has non-finite values (NaN or inf)")
+    if (arr < 0).any():
+        raise DataError(f"{path}: {name!r} has negative energies (min {arr.min():g} eV)")
+    return arr
+
+
+def _open(path: Path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from e
+
+
+def particle_of(path: Path, required: bool = True) -> str:
+    """The class named by the file's ``_pdg_<code>`` suffix; "" for an unlabelled file when not ``required``."""
+    m = _PDG.search(path.stem)
+    if not m and not required:
+        return ""
+    if not m:
+        raise DataError(f"{path}: name does not end in _pdg_<code> (e.g. ..._pdg_11.npz), so its particle is unknown")
+    code = int(m.group(1))
+    if code not in PDG_CLASSES:
+        raise DataError(f"{path}: unknown particle code pdg {code} (known: {sorted(PDG_CLASSES)})")
+    return PDG_CLASSES[code]
+
+
+def read_event_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(energy, noise or None, loc or None) of one per-event file, checked."""
+    with _open(path) as z:
+        if "energy" not in z.files:
+            raise DataError(f"{path}: no 'energy' array (keys: {z.files}); expected a per-event file "
+                            "with energy and noise, or packed data/labels")
+        energy = _check_frames(path, z["energy"], "energy", 2)
+        noise = _check_frames(path, z["noise"], "noise", 2) if "noise" in z.files else None
+        loc = np.asarray(z["loc"]) if "loc" in z.files else None
+    if noise is not None and noise.shape != energy.shape:
+        raise DataError(f"{path}: 'noise' is {noise.shape} but 'energy' is {energy.shape}; they must match")
+    return energy, noise, loc
+
+
+def read_event_files(paths: list[Path], labelled: bool = True) -> Events:
+    ids, tracks, boxes, frames, particles, noise = [], [], [], [], [], []
+    for path in paths:
+        particle = particle_of(path, labelled)
+        energy, frame_noise, _ = read_event_file(path)
+        track, box, sparse = crop_event(energy, frame_noise)
+        ids.append(path.stem)
+        tracks.append(track)
+        boxes.append(box)
+        frames.append(energy.shape)
+        particles.append(particle)
+        noise.append(sparse)
+    return Events(ids, tracks, np.array(boxes, dtype=int).reshape(-1, 4), np.array(frames, dtype=int).reshape(-1, 2),
+                  np.array(particles, dtype=object).astype(str), noise)
+
+
+def read_packed(path: Path, label_names: tuple[str, ...]) -> Events:
+    """A packed file: ``data``/``labels`` or ``data_test``/``labels_test``; label i is ``label_names[i]``."""
+    with _open(path) as z:
+        keys = next((k for k in (("data", "labels"), ("data_test", "labels_test")) if set(k) <= set(z.files)), None)
+        if keys is None:
+            raise DataError(f"{path}: expected arrays data/labels or data_test/labels_test, found {z.files}")
+        data = _check_frames(path, z[keys[0]], keys[0], 3)
+        labels = np.asarray(z[keys[1]])
+    if labels.ndim != 1 or len(labels) != len(data):
+        raise DataError(f"{path}: {keys[1]!r} has shape {labels.shape} for {len(data)} frames in {keys[0]!r}")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= len(label_names):
+        raise DataError(f"{path}: {keys[1]!r} holds values {np.unique(labels)[:10].tolist()}, but "
+                        f"damic.packed_labels names {len(label_names)} classes ({','.join(label_names)})")
+    tracks, boxes = [], []
+    for frame in data:
+        track, box, _ = crop_event(frame, None)
+        tracks.append(track)
+        boxes.append(box)
+    ids = [f"{path.stem}:{i}" for i in range(len(data))]
+    frames = np.tile(data.shape[1:], (len(data), 1))
+    return Events(ids, tracks, np.array(boxes, dtype=int), frames,
+                  np.array([label_names[i] for i in labels]), [None] * len(data))
+
+
+def read_events(source: str | Path, label_names: tuple[str, ...], labelled: bool = True) -> Events:
+    """Events from a folder of per-event files, one per-event file, or one packed file.
+
+    ``labelled=False`` (prediction) accepts per-event names without a ``_pdg_`` suffix (class "").
+    """
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(path.glob("*.npz"))
+        if not files:
+            raise DataError(f"{path}: no .npz event files in this folder")
+        return read_event_files(files, labelled)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    with _open(path) as z:
+        per_event = "energy" in z.files
+    return read_event_files([path], labelled) if per_event else read_packed(path, label_names)
+
+
+def concat(parts: list[Events]) -> Events:
+    ids = [i for p in parts for i in p.ids]
+    seen = set()
+    for i in ids:
+        if i in seen:
+            raise DataError(f"event id {i!r} appears twice; ids (file names) must be unique")
+        seen.add(i)
+    return Events(ids, [t for p in parts for t in p.tracks], np.concatenate([p.boxes for p in parts]),
+                  np.concatenate([p.frames for p in parts]), np.concatenate([p.particle for p in parts]),
+                  [n for p in parts for n in p.noise])

@@ -1,0 +1,79 @@
+"""DAMIC-M report figures. Each function takes ``{split name: TrackResult}`` and writes one PNG."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from ..plots import _grid, _save, plt
+from .metrics import accuracy_by
+
+
+@dataclass
+class TrackResult:
+    """Truth and predictions of one labelled set of events."""
+
+    classes: tuple[str, ...]
+    label: np.ndarray  # true class index
+    probs: np.ndarray  # (N, classes)
+    iou: np.ndarray  # per event with a track; NaN for noise-only frames
+    energy: np.ndarray  # total eV
+    elongation: np.ndarray  # box height x width, px
+
+
+def plot_confusion(results: dict, path: Path) -> None:
+    fig, axes = _grid(len(results), size=4.5)
+    for ax, (name, r) in zip(axes, results.items()):
+        k = len(r.classes)
+        m = np.zeros((k, k), int)
+        np.add.at(m, (r.label, r.probs.argmax(1)), 1)
+        ax.imshow(m, cmap="Blues")
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, m[i, j], ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+        ax.set_xticks(range(k), r.classes, rotation=45)
+        ax.set_yticks(range(k), r.classes)
+        ax.set(xlabel="predicted", ylabel="true", title=name)
+    _save(fig, path)
+
+
+def plot_roc(results: dict, path: Path) -> None:
+    """One-vs-rest ROC curve of every class, one panel per split."""
+    fig, axes = _grid(len(results))
+    for ax, (name, r) in zip(axes, results.items()):
+        for j, c in enumerate(r.classes):
+            positive = r.label == j
+            if positive.any() and not positive.all():
+                fpr, tpr, _ = roc_curve(positive, r.probs[:, j])
+                ax.plot(fpr, tpr, label=c)
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{name}: one vs rest")
+        ax.legend()
+    _save(fig, path)
+
+
+def plot_iou(results: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        values = r.iou[np.isfinite(r.iou)]
+        if len(values):
+            ax.hist(values, bins=20, range=(0, 1), histtype="step", label=f"{name} (mean {values.mean():.2f})")
+    ax.set(xlabel="IoU of predicted and true box", ylabel="events", title="localisation")
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_accuracy_vs(results: dict, path: Path) -> None:
+    """Accuracy in quantile bins of track energy and of elongation (box height x width)."""
+    fig, axes = _grid(2)
+    for ax, attr, label in ((axes[0], "energy", "track energy [keV]"), (axes[1], "elongation", "box height x width [px]")):
+        for name, r in results.items():
+            values = getattr(r, attr) / (1000.0 if attr == "energy" else 1.0)
+            rows = accuracy_by(values, r.probs.argmax(1) == r.label)
+            centres = [np.sqrt(max(b["low"], 1e-3) * max(b["high"], 1e-3)) for b in rows]
+            ax.plot(centres, [b["accuracy"] for b in rows], "o-", label=name)
+        ax.set(xscale="log", xlabel=label, ylabel="accuracy", ylim=(0, 1.02))
+        ax.legend()
+    _save(fig, path)
