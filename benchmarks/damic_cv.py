@@ -50,9 +50,7 @@ def main() -> None:
         part = events.subset(train_idx)
         fit_idx, val_idx = stratified_split(part.particle, cfg.damic.val_fraction, cfg.train.seed + k)
         result = train_model(cfg, part.subset(fit_idx), part.subset(val_idx), rt, name=f"fold{k}")
-        cfg_k = load_config(args.config, [f"damic.train={args.data}", f"train.checkpoint_dir={work}",
-                                          "train.progress=false", *args.overrides], echo=False)
-        model, head = load_model_named(cfg_k, rt, f"fold{k}")
+        model, head = load_model(cfg, rt, f"fold{k}")
         test = events.subset(test_idx)
         pred = head.predict(predict_outputs(model, head, test, 256, rt))
         m = classification_metrics(test.label, pred[:, : len(classes)], classes)
@@ -77,14 +75,6 @@ def main() -> None:
     print(text)
     if args.out:
         Path(args.out).write_text(text)
-
-
-def load_model_named(cfg, rt, name: str):
-    from idao.damic.head import TrackHead
-    from idao.damic.task import compat_settings
-    from idao.engine import load_trained
-
-    return load_trained(name, cfg, cfg.damic, compat_settings(cfg), TrackHead, rt)
 
 
 if __name__ == "__main__":

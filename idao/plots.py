@@ -133,7 +133,7 @@ def plot_learning_curves(histories: dict, path: Path) -> None:
         ax.set(xlabel="epoch", ylabel="train loss", title=kind)
         ax2 = ax.twinx()
         ax2.plot(epochs, [h["val_metric"] for h in history], "s--", c="tab:orange", label="validation metric")
-        ax2.set_ylabel({"classifier": "validation AUC", "regressor": "validation MAE [keV]"}.get(kind, "validation accuracy"))
+        ax2.set_ylabel({"classifier": "validation AUC", "regressor": "validation MAE [keV]"}.get(kind, "validation log-loss"))
         ax.legend(loc="upper left")
         ax2.legend(loc="upper right")
     _save(fig, path)

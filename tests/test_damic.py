@@ -214,7 +214,7 @@ def damic_run(tmp_path_factory):
     sim = simulate_dataset(work / "sim", events_per_class=30, seed=2)
     args = ["task.name=damic", f"damic.train={sim / 'train'}", f"damic.test={sim / 'test'}",
             f"train.checkpoint_dir={work / 'ck'}", f"damic.output={work / 'res' / 'pred.csv'}",
-            f"damic.results_dir={work / 'res'}", "damic.epochs=8", "damic.bin=4", "damic.patience=0",
+            f"damic.results_dir={work / 'res'}", "damic.epochs=8",
             "train.progress=false", "train.threads=1"]
     out = [run(script, *args).stdout for script in ("train.py", "generate_submission.py", "report.py")]
     return work, sim, args, out
@@ -242,16 +242,22 @@ def test_damic_scripts_end_to_end(damic_run):
 
 
 def test_checkpoint_holds_the_training_statistics(damic_run):
-    work, sim, _, _ = damic_run
+    work, _, args, _ = damic_run
     state = load_checkpoint(work / "ck" / "damic_best.pt")
     head = TrackHead(**state["head"])
-    assert head.std > 0 and head.classes == CLASSES and head.bin == 4
-    assert tuple(head.window) == (300, 300)  # noise-only frames span the whole frame
+    assert head.std > 0 and head.classes == CLASSES and head.bin == 2 and tuple(head.window) == (128, 128)
+    # the statistics are those of the training split alone, recomputed here from the same events
+    from idao.config import load_config
+    from idao.damic.task import prepare
+
+    cfg = load_config("config.ini", [a for a in args if a.split("=")[0].startswith(("damic.", "train."))], echo=False)
+    events, train_idx, _ = prepare(cfg)
+    assert (head.mean, head.std) == pytest.approx(fit_stats(head, events.subset(train_idx)))
 
 
 def test_damic_settings_must_match_the_checkpoint(damic_run):
     _, _, args, _ = damic_run
-    proc = run("generate_submission.py", *args, "damic.bin=2", check=False)
-    assert proc.returncode == 2 and "trained with damic.bin = 4 but the config has 2" in proc.stderr
+    proc = run("generate_submission.py", *args, "damic.bin=4", check=False)
+    assert proc.returncode == 2 and "trained with damic.bin = 2 but the config has 4" in proc.stderr
     proc = run("train.py", *[a for a in args if not a.startswith("task.")], "task.name=cygno", check=False)
     assert proc.returncode == 2 and "task.name = 'cygno'" in proc.stderr

@@ -35,7 +35,7 @@ class TrackHead:
     mean: float = 0.0
     std: float = 1.0
 
-    metric_name = "accuracy"
+    metric_name = "log-loss"
 
     @property
     def num_outputs(self) -> int:
@@ -130,11 +130,18 @@ class TrackHead:
         return np.concatenate([softmax(out[:, :n], axis=1), np.clip(out[:, n:], 0.0, 1.0)], axis=1)
 
     def metric(self, pred: np.ndarray, data: Events) -> float:
-        """Validation accuracy."""
-        return float(np.mean(pred[:, : len(self.classes)].argmax(1) == data.label))
+        """Validation log-loss of the class probabilities: it picks the best epoch and drives early stopping.
+
+        Accuracy on a few hundred validation events moves in steps of ~0.4 % and
+        plateaus early, so the epoch it keeps and the moment it stops are
+        decided by ties and luck; the log-loss is smooth and also rewards
+        calibrated probabilities (which the ROC curves and users rely on).
+        """
+        p = pred[np.arange(len(data)), data.label]
+        return float(-np.mean(np.log(np.clip(p, 1e-7, 1.0))))
 
     def better(self, new: float, best: float | None) -> bool:
-        return best is None or new > best
+        return best is None or new < best
 
 
 def fit_window(data: Events, bin_factor: int) -> tuple[int, int]:

@@ -117,6 +117,10 @@ def make_head(dcfg, train: Events) -> TrackHead:
 
 def train_model(cfg, train: Events, val: Events, rt, name: str = "damic") -> dict:
     head = make_head(cfg.damic, train)
+    without_noise = sum(n is None and p != "noise" for n, p in zip(train.noise, train.particle))
+    if head.add_noise and without_noise and rt.dist.main:
+        print(f"warning: damic.add_noise is on but {without_noise} training events have no noise frame "
+              "(packed files carry none); they are used as they are")
     if rt.dist.main:
         print(f"{name}: window {head.window[0]}x{head.window[1]} px, bin {head.bin}, "
               f"standardisation mean {head.mean:.4g} std {head.std:.4g} (training set)")
@@ -140,8 +144,9 @@ def train(cfg) -> list[dict]:
             torch.distributed.destroy_process_group()
 
 
-def load_model(cfg, rt):
-    return load_trained("damic", cfg, cfg.damic, compat_settings(cfg), TrackHead, rt)
+def load_model(cfg, rt, name: str = "damic"):
+    """The best checkpoint ``<name>_best.pt`` and the head (window, statistics) it was trained with."""
+    return load_trained(name, cfg, cfg.damic, compat_settings(cfg), TrackHead, rt)
 
 
 def frame_boxes(head: TrackHead, events: Events, box_fraction: np.ndarray) -> np.ndarray:
