@@ -86,6 +86,19 @@ def test_per_event_reader_labels_from_pdg_suffix(tmp_path):
     assert ev.boxes[4].tolist() == [0, 0, 1, 1] and ev.tracks[4][0, 0] == pytest.approx(3.77)
     rows, cols, values = ev.noise[0]  # the frame's noise, kept sparse for add_noise
     assert (rows.tolist(), cols.tolist(), values.tolist()) == ([0], [0], [pytest.approx(3.77)])
+    chosen, dropped = ev.select(("muon", "electron"))
+    assert chosen.label.tolist() == [1, 0, 0] and dropped == {"alpha": 1, "noise": 1}
+
+
+def test_add_noise_puts_the_frames_noise_in_the_window(tmp_path):
+    energy, noise = np.zeros((20, 20)), np.zeros((20, 20))
+    energy[10:12, 10:12] = 37.7
+    noise[1, 2], noise[15, 15] = 3.77, 7.54  # the second lies outside a 6x6 window
+    ev, _ = read_events(event_file(tmp_path / "n_pdg_11.npz", energy, noise), ()).select(("electron", "muon"))
+    clean = TrackHead(("electron", "muon"), (6, 6), bin=1).raw_windows(ev, [0])[0]
+    noisy = TrackHead(("electron", "muon"), (6, 6), bin=1, add_noise=True).raw_windows(ev, [0])[0]
+    assert clean.sum() == pytest.approx(4 * 37.7)
+    np.testing.assert_allclose(noisy - clean, np.pad([[3.77]], ((1, 4), (2, 3))), atol=1e-6)
 
 
 @pytest.mark.parametrize("name, make, message", [
