@@ -274,3 +274,17 @@ def test_damic_settings_must_match_the_checkpoint(damic_run):
     assert proc.returncode == 2 and "trained with damic.bin = 2 but the config has 4" in proc.stderr
     proc = run("train.py", *[a for a in args if not a.startswith("task.")], "task.name=cygno", check=False)
     assert proc.returncode == 2 and "task.name = 'cygno'" in proc.stderr
+
+
+def test_packed_reader_on_the_thesis_file():
+    """The real eVSmu_tr1.npz read as the facts doc measured it (skipped where ../shared is absent)."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "data" / "damic-tfm" / "eVSmu_tr1.npz"
+    if not path.exists():
+        pytest.skip(f"{path} not found (it lives in ../shared beside the repo)")
+    ev, dropped = read_events(path, ("electron", "muon")).select(("electron", "muon"))
+    assert len(ev) == 1600 and dropped == {} and np.bincount(ev.label).tolist() == [800, 800]
+    mean_kev = [ev.energy[ev.label == j].mean() / 1000 for j in (0, 1)]
+    assert mean_kev == [pytest.approx(162, abs=1), pytest.approx(421, abs=1)]
+    occupied = [np.mean([np.count_nonzero(ev.tracks[i]) for i in np.flatnonzero(ev.label == j)]) for j in (0, 1)]
+    assert occupied == [pytest.approx(104, abs=0.5), pytest.approx(274.4, abs=0.5)]
+    assert fit_window(ev, 1) == (296, 263)  # the thesis' "maximum window": a muon crossing the frame
