@@ -193,6 +193,9 @@ def test_iou_and_frame_boxes(tmp_path):
     head = TrackHead(("electron", "muon"), (12, 12), bin=1)
     true = head.boxes(ev, [0])  # the box a perfect model would output, in window fractions
     np.testing.assert_allclose(frame_boxes(head, ev, true), [[10, 20, 3, 5]])
+    for target in ("corner", "centre_log"):  # a perfect box output decodes back to the true box
+        h = TrackHead(("electron", "muon"), (12, 12), bin=1, box_target=target)
+        np.testing.assert_allclose(h.decode(h.encode(true)), true, atol=1e-12)
 
 
 # --- simulator ----------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ class TrackHead:
     add_noise: bool = False
     augment: bool = True
     box_weight: float = 0.13
+    box_target: str = "corner"  # corner: (row, col, h, w) fractions; centre_log: (centre row, centre col, log h, log w)
     mean: float = 0.0
     std: float = 1.0
 
@@ -101,18 +102,32 @@ class TrackHead:
         win = np.array(self.window, dtype=np.float64)
         return np.concatenate([offset / win, kept / win], axis=1)
 
+    def encode(self, box: np.ndarray) -> np.ndarray:
+        """Window-fraction boxes -> what the box outputs regress."""
+        if self.box_target == "corner":
+            return box
+        return np.column_stack([box[:, :2] + box[:, 2:] / 2, np.log(box[:, 2:])])
+
+    def decode(self, out: np.ndarray) -> np.ndarray:
+        """Box outputs -> window-fraction boxes (row, col, height, width) inside the window."""
+        if self.box_target == "corner":
+            return np.clip(out, 0.0, 1.0)
+        size = np.exp(np.clip(out[:, 2:], -10.0, 0.0))
+        corner = np.clip(out[:, :2] - size / 2, 0.0, 1.0 - size)
+        return np.column_stack([corner, size])
+
     def has_box(self, data: Events, idx) -> np.ndarray:
         return np.array([p != "noise" for p in data.particle[np.asarray(idx)]])
 
     def targets(self, data: Events, idx, draws=None) -> torch.Tensor:
         """(B, 6): class index, has-a-box flag, then the box."""
         idx = np.asarray(idx)
-        y = np.column_stack([data.label[idx], self.has_box(data, idx), self.boxes(data, idx, draws)])
+        y = np.column_stack([data.label[idx], self.has_box(data, idx), self.encode(self.boxes(data, idx, draws))])
         return torch.from_numpy(y.astype(np.float32))
 
     def initial_bias(self, data: Events) -> list[float]:
         """Logits at 0; the box outputs at the mean centred box, so training starts near the answer."""
-        box = self.boxes(data, np.arange(len(data)))
+        box = self.encode(self.boxes(data, np.arange(len(data))))
         return [0.0] * len(self.classes) + box.mean(axis=0).tolist()
 
     def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -127,7 +142,7 @@ class TrackHead:
     def predict(self, out: np.ndarray) -> np.ndarray:
         """(N, classes + 4): class probabilities, then the box clipped to the window."""
         n = len(self.classes)
-        return np.concatenate([softmax(out[:, :n], axis=1), np.clip(out[:, n:], 0.0, 1.0)], axis=1)
+        return np.concatenate([softmax(out[:, :n], axis=1), self.decode(out[:, n:])], axis=1)
 
     def metric(self, pred: np.ndarray, data: Events) -> float:
         """Validation log-loss of the class probabilities: it picks the best epoch and drives early stopping.

@@ -109,8 +109,10 @@ def prepare(cfg) -> tuple[Events, np.ndarray, np.ndarray]:
 def make_head(dcfg, train: Events) -> TrackHead:
     """The head for ``train``: its window (unless fixed) and its standardisation, measured on it alone."""
     window = parse_window(dcfg.window, dcfg.bin) or fit_window(train, dcfg.bin)
+    if dcfg.box_target not in ("corner", "centre_log"):
+        raise ConfigError(f"damic.box_target = {dcfg.box_target!r}: expected corner or centre_log")
     head = TrackHead(model_classes(dcfg), window, dcfg.bin, dcfg.log_scale, dcfg.add_noise, dcfg.augment,
-                     dcfg.box_weight)
+                     dcfg.box_weight, dcfg.box_target)
     mean, std = fit_stats(head, train)
     return dataclasses.replace(head, mean=mean, std=std)
 
