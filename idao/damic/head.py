@@ -6,8 +6,9 @@ centred when predicting, optionally with its frame's noise added; the window
 is summed over ``bin`` x ``bin`` pixels, optionally log-scaled
 (``log1p(eV / 3.77)``: energies span 3.77 eV to MeV) and standardised with one
 mean and std measured on the *training set* and stored in the checkpoint,
-never per batch. Outputs: one logit per class, then the track's box
-(row, col, height, width as fractions of the window). Loss:
+never per batch. Outputs: one logit per class, then the track's box,
+regressed as its centre and log size (``centre_log``) or as the thesis'
+corner and size (``corner``), all as fractions of the window. Loss:
 ``(1 - box_weight) * cross-entropy + box_weight * L2(box)``, the box term only
 for events with a track (not for noise-only frames).
 """
