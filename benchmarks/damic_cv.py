@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,7 +38,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="damic-cv-"))
     cfg = load_config(args.config, [f"damic.train={args.data}", f"train.checkpoint_dir={work}",
                                     "train.progress=false", *args.overrides], echo=False)
-    torch.set_num_threads(cfg.train.threads or torch.get_num_threads())
     classes = model_classes(cfg.damic)
     events = load_events(args.data, cfg.damic, classes=classes)
     rt = make_runtime(cfg)

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed
 from tqdm import tqdm
 
 from .atomic import write_text
 from .checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
-from .distributed import DistInfo, all_sum, gather_shards, sync_buffers, unwrap, wrap_model
+from .distributed import DistInfo, all_sum, gather_shards, init_distributed, sync_buffers, unwrap, wrap_model
 from .models import build_model
 
 
@@ -92,9 +93,23 @@ class Runtime:
 
 
 def make_runtime(cfg, dist_info: DistInfo | None = None, device: torch.device | None = None) -> Runtime:
+    """The runtime every job uses; also applies ``train.threads`` (torch's CPU threads, 0: its default)."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
     device = device or resolve_device(cfg.train.device)
     return Runtime(device, cfg.train.amp and device.type == "cuda", memory_format(cfg), cfg.train.progress,
                    dist_info or DistInfo())
+
+
+@contextlib.contextmanager
+def training_runtime(cfg):
+    """A training job's runtime: joins torchrun's process group when launched by it, and leaves it at the end."""
+    dist_info, device = init_distributed(resolve_device(cfg.train.device))
+    try:
+        yield make_runtime(cfg, dist_info, device)
+    finally:
+        if dist_info.enabled:
+            torch.distributed.destroy_process_group()
 
 
 # Fault injection for the resume tests: IDAO_FAULT_KILL_AT=classifier:5 sends SIGKILL to this

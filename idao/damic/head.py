@@ -56,13 +56,11 @@ class TrackHead:
         """
         size = data.boxes[idx, 2:]
         win = np.array(self.window)
-        u = np.full((len(idx), 2), 0.5) if draws is None else np.asarray(draws[:, :2])
         kept = np.minimum(size, win)
-        start = np.floor(u * (size - kept + 1)).astype(int)
-        offset = np.floor(u * (win - kept + 1)).astype(int)
         if draws is None:  # centred
-            start, offset = (size - kept) // 2, (win - kept) // 2
-        return start, kept, offset
+            return (size - kept) // 2, kept, (win - kept) // 2
+        u = np.asarray(draws[:, :2])
+        return np.floor(u * (size - kept + 1)).astype(int), kept, np.floor(u * (win - kept + 1)).astype(int)
 
     def raw_windows(self, data: Events, idx, draws=None) -> np.ndarray:
         """(B, H, W) float32 eV windows before binning and scaling."""

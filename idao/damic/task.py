@@ -13,14 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.distributed
-
 from ..atomic import atomic_path, write_text
 from ..checkpoint import load_checkpoint
 from ..data import stratified_split
-from ..distributed import current, init_distributed, main_process_first
-from ..engine import checkpoint_path, fit, load_trained, make_runtime, predict_outputs, resolve_device
+from ..distributed import current, main_process_first
+from ..engine import checkpoint_path, fit, load_trained, make_runtime, predict_outputs, training_runtime
 from ..errors import ConfigError, DataError
 from ..plots import plot_learning_curves
 from ..report import write_html
@@ -130,20 +127,13 @@ def train_model(cfg, train: Events, val: Events, rt, name: str = "damic") -> dic
 
 
 def train(cfg) -> list[dict]:
-    dist_info, device = init_distributed(resolve_device(cfg.train.device))
-    rt = make_runtime(cfg, dist_info, device)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    events, train_idx, val_idx = prepare(cfg)
-    if dist_info.main:
-        counts = ", ".join(f"{c} {n}" for c, n in zip(*np.unique(events.particle, return_counts=True)))
-        print(f"DAMIC events: {len(events)} ({counts}); training on {len(train_idx)}, validating on {len(val_idx)}")
-        write_text(Path(cfg.train.checkpoint_dir) / "damic_config.ini", cfg.to_ini())
-    try:
+    with training_runtime(cfg) as rt:
+        events, train_idx, val_idx = prepare(cfg)
+        if rt.dist.main:
+            counts = ", ".join(f"{c} {n}" for c, n in zip(*np.unique(events.particle, return_counts=True)))
+            print(f"DAMIC events: {len(events)} ({counts}); training on {len(train_idx)}, validating on {len(val_idx)}")
+            write_text(Path(cfg.train.checkpoint_dir) / "damic_config.ini", cfg.to_ini())
         return [train_model(cfg, events.subset(train_idx), events.subset(val_idx), rt)]
-    finally:
-        if dist_info.enabled:
-            torch.distributed.destroy_process_group()
 
 
 def load_model(cfg, rt, name: str = "damic"):
