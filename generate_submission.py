@@ -1,5 +1,5 @@
-"""Write the leaderboard CSV: python generate_submission.py [--config config.ini] [section.key=value ...]"""
-from idao.submit import main
+"""Write the task's predictions CSV (CYGNO: the leaderboard CSV): python generate_submission.py [section.key=value ...]"""
+from idao.cli import generate_main
 
 if __name__ == "__main__":
-    main()
+    generate_main()

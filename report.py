@@ -1,5 +1,5 @@
-"""Write metrics and plots to results/: python report.py [--config config.ini] [section.key=value ...]"""
-from idao.report import main
+"""Write the task's metrics and plots: python report.py [--config FILE] [section.key=value ...]"""
+from idao.cli import report_main
 
 if __name__ == "__main__":
-    main()
+    report_main()

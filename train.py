@@ -1,5 +1,5 @@
-"""Train the classifier and the energy regressor: python train.py [--config config.ini] [section.key=value ...]"""
-from idao.train import main
+"""Train the chosen task's models: python train.py [--config FILE] [--only MODEL] [section.key=value ...]"""
+from idao.cli import train_main
 
 if __name__ == "__main__":
-    main()
+    train_main()

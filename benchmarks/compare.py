@@ -22,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from idao.cache import decode_crops  # noqa: E402
-from idao.dataset import TEST_SPLITS, read_labels, split_samples, train_samples  # noqa: E402
-from idao.images import read_image  # noqa: E402
-from idao.metrics import summarize  # noqa: E402
-from idao.simulate import simulate_dataset  # noqa: E402
+from idao.cygno.cache import decode_crops
+from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples, train_samples
+from idao.cygno.images import read_image
+from idao.cygno.metrics import summarize
+from idao.cygno.simulate import simulate_dataset
 
 WORKERS = os.cpu_count() or 1
 
@@ -60,10 +58,10 @@ def _scores(root: Path, predict) -> dict:
 
 def run_idao(root: Path, work: Path, seed: int) -> dict:
     from idao.config import load_config
-    from idao.submit import generate
-    from idao.train import train
+    from idao.cygno.submit import generate
+    from idao.cygno.train import train
 
-    cfg = load_config("config.ini", [f"data.root={root}", "data.cache_dir=", f"train.seed={seed}",
+    cfg = load_config(overrides=[f"data.root={root}", "data.cache_dir=", f"train.seed={seed}",
                                      f"train.checkpoint_dir={work / 'ck'}", "train.progress=false",
                                      f"submission.output={work / 'submission.csv'}"], echo=False)
     t = time.perf_counter()
@@ -78,7 +76,6 @@ def run_idao(root: Path, work: Path, seed: int) -> dict:
 
 
 def run_baseline(root: Path, work: Path, seed: int) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from baseline import CROP, predict_baseline, train_baseline
 
     t = time.perf_counter()
@@ -105,10 +102,10 @@ def run_baseline(root: Path, work: Path, seed: int) -> dict:
 
 def run_physics(root: Path, work: Path, seed: int) -> dict:
     from idao.config import load_config
-    from idao.features import features, fit_physics_models, predict_physics
-    from idao.postprocess import postprocess
+    from features import features, fit_physics_models, predict_physics
+    from idao.cygno.postprocess import postprocess
 
-    sub = load_config("config.ini", echo=False).submission  # the same post-processing as the default pipeline
+    sub = load_config(echo=False).submission  # the same post-processing as the default pipeline
 
     t = time.perf_counter()
     train = train_samples(root)
@@ -172,7 +169,7 @@ def main() -> None:
     n_train = len(train_samples(root))
     from idao.config import load_config
 
-    sub = load_config("config.ini", echo=False).submission
+    sub = load_config(echo=False).submission
     lines = [f"Simulated dataset: scale {args.scale}, seed {args.seed} ({n_train} train, {n_test} test images); "
              f"{WORKERS} CPU cores; command: `python benchmarks/compare.py --scale {args.scale} --seed {args.seed}`; "
              f"post-processing of ours and the physics model: {sub.postprocess}{' + balance' if sub.balance else ''}.",

@@ -11,7 +11,6 @@ classes) and mean IoU of the predicted boxes. Config keys as for train.py::
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from idao.config import load_config  # noqa: E402
-from idao.damic.metrics import classification_metrics, iou  # noqa: E402
-from idao.damic.task import frame_boxes, load_events, load_model, model_classes, train_model  # noqa: E402
-from idao.data import stratified_split  # noqa: E402
-from idao.engine import make_runtime, predict_outputs  # noqa: E402
+from idao.config import load_config
+from idao.damic.metrics import classification_metrics, iou
+from idao.damic.task import frame_boxes, load_events, load_model, model_classes, model_section, train_model
+from idao.engine import RunSettings, predict_outputs
+from idao.runtime import make_runtime
+from idao.splits import stratified_split
 
 
 def main() -> None:
@@ -32,7 +31,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="labelled events: packed .npz, per-event file or folder")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", help="also write the table (markdown) here")
-    parser.add_argument("--config", default="config.ini")
+    parser.add_argument("--config", default=None)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="damic-cv-"))
@@ -40,15 +39,16 @@ def main() -> None:
                                     "train.progress=false", *args.overrides], echo=False)
     classes = model_classes(cfg.damic)
     events = load_events(args.data, cfg.damic, classes=classes)
-    rt = make_runtime(cfg)
+    rt = make_runtime(cfg.train)
     folds = StratifiedKFold(args.folds, shuffle=True, random_state=cfg.train.seed).split(events.ids, events.label)
     rows, t_all = [], time.time()
     for k, (train_idx, test_idx) in enumerate(folds):
         t0 = time.time()
         part = events.subset(train_idx)
         fit_idx, val_idx = stratified_split(part.particle, cfg.damic.val_fraction, cfg.train.seed + k)
-        result = train_model(cfg, part.subset(fit_idx), part.subset(val_idx), rt, name=f"fold{k}")
-        model, head = load_model(cfg, rt, f"fold{k}")
+        run = RunSettings(cfg.train.seed, False, work / f"fold{k}", cfg.as_dict())
+        result = train_model(cfg, part.subset(fit_idx), part.subset(val_idx), rt, run)
+        model, head = load_model(cfg, rt, run)
         test = events.subset(test_idx)
         pred = head.predict(predict_outputs(model, head, test, 256, rt))
         m = classification_metrics(test.label, pred[:, : len(classes)], classes)
@@ -62,7 +62,7 @@ def main() -> None:
     acc, auc, ious = (np.array([r[key] for r in rows]) for key in ("accuracy", "auc", "iou"))
     lines = [f"Data: `{args.data}` ({len(events)} events: "
              + ", ".join(f"{c} {int((events.label == j).sum())}" for j, c in enumerate(classes)) + f"), {args.folds} folds, "
-             f"model `{cfg.damic.model}`, bin {cfg.damic.bin}, log scale {cfg.damic.log_scale}, add noise {cfg.damic.add_noise}, "
+             f"model `{model_section(cfg).model}`, bin {cfg.damic.bin}, log scale {cfg.damic.log_scale}, add noise {cfg.damic.add_noise}, "
              f"seed {cfg.train.seed}; overrides: {' '.join(args.overrides) or 'none'}", "",
              "| fold | test events | accuracy | ROC-AUC | mean IoU | epochs | seconds |", "|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['fold']} | {r['n']} | {r['accuracy']:.4f} | {r['auc']:.4f} | {r['iou']:.3f} | {r['epochs']} | "

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from idao.cache import cached_crops, decode_crops
-from idao.dataset import train_samples
-from idao.simulate import simulate_dataset
+from idao.cygno.cache import cached_crops, decode_crops
+from idao.cygno.dataset import train_samples
+from idao.cygno.simulate import simulate_dataset
 
 
 def main() -> None:

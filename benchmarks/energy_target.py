@@ -8,21 +8,19 @@ the private split (ER 6/20 and NR 3/10 interpolate; ER 1 and NR 30 extrapolate).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from idao.config import load_config  # noqa: E402
-from idao.data import load_crops  # noqa: E402
-from idao.dataset import split_samples  # noqa: E402
-from idao.engine import fit, make_runtime, predict_outputs  # noqa: E402
-from idao.heads import compat_settings, load_heads, make_head  # noqa: E402
-from idao.metrics import mae  # noqa: E402
-from idao.simulate import simulate_dataset  # noqa: E402
-from idao.train import prepare  # noqa: E402
+from idao.config import load_config
+from idao.cygno.data import load_crops
+from idao.cygno.dataset import split_samples
+from idao.cygno.metrics import mae
+from idao.cygno.objectives import compat_settings, load_models, make_objective
+from idao.cygno.simulate import simulate_dataset
+from idao.cygno.train import prepare
+from idao.engine import ModelSettings, RunSettings, fit, predict_outputs
+from idao.runtime import make_runtime
 
 CHOICES = (("log", "l1"), ("linear", "l1"), ("log", "mse"), ("log", "huber"))
 
@@ -38,15 +36,15 @@ def main() -> None:
     print("| target | loss | val MAE | public MAE | private MAE | private MAE per class |")
     print("|---|---|---:|---:|---:|---|")
     for target, loss in CHOICES:
-        cfg = load_config("config.ini", [f"data.root={root}", f"data.cache_dir={work / 'cache'}",
+        cfg = load_config(overrides=[f"data.root={root}", f"data.cache_dir={work / 'cache'}",
                                          f"train.checkpoint_dir={work / f'ck-{target}-{loss}'}",
                                          "train.progress=false", f"regressor.epochs={args.epochs}",
                                          f"regressor.target={target}", f"regressor.loss={loss}"], echo=False)
-        _, crops, tr, va = prepare(cfg)
-        rt = make_runtime(cfg)
-        result = fit("regressor", cfg.regressor, make_head("regressor", cfg), crops.subset(tr), crops.subset(va), rt,
-                     cfg, compat_settings(cfg))
-        model, head = load_heads(cfg, rt, ("regressor",))["regressor"]
+        rt = make_runtime(cfg.train)
+        _, crops, tr, va = prepare(cfg, rt)
+        result = fit("regressor", ModelSettings.from_section(cfg.regressor, "regressor"), make_objective("regressor", cfg),
+                     crops.subset(tr), crops.subset(va), rt, RunSettings.from_config(cfg, "cygno"), compat_settings(cfg))
+        model, head = load_models(cfg, rt, ("regressor",))["regressor"]
         row = {}
         for split in ("public_test", "private_test"):
             data = load_crops(split_samples(root, split), cfg.data, progress=False)

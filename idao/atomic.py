@@ -1,15 +1,20 @@
-"""Atomic file writes: a crash mid-write leaves the previous file intact.
+"""Writes that a crash cannot half-finish: files, CSVs and whole folders.
 
-Everything that matters (checkpoints, caches, CSVs, reports) is written to a
-temporary file in the destination folder, flushed, then moved over the target
-with ``os.replace``, which is atomic on POSIX and Windows.
+Everything that matters (checkpoints, caches, CSVs, reports, simulated
+datasets) is written to a temporary file or folder beside its destination,
+then moved over it with ``os.replace``, which is atomic on POSIX and Windows.
+Before a large write, ``check_disk_space`` refuses to start one that cannot
+finish.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+from .errors import DataError
 
 
 @contextlib.contextmanager
@@ -33,3 +38,31 @@ def atomic_path(path: str | os.PathLike):
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_csv(df, path: str | os.PathLike, float_format: str = "%.7g") -> None:
+    """A pandas table as CSV, atomically, without the index."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format=float_format)
+
+
+@contextlib.contextmanager
+def building_dir(path: str | os.PathLike):
+    """Yield ``<path>.partial`` to fill; on success it replaces ``path``, so a folder that exists is complete."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    yield partial
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(partial, path)
+
+
+def check_disk_space(folder: str | os.PathLike, needed: int, what: str) -> None:
+    """Refuse to start a large write that cannot finish."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if free < needed * 1.1:
+        raise DataError(f"{folder}: {what} needs {needed / 2**20:.0f} MiB but only {free / 2**20:.0f} MiB is free")

@@ -1,10 +1,24 @@
-"""Shared entry-point behaviour: user errors print one line and exit 2, no traceback."""
+"""The three scripts' command line: settings, task dispatch, and user errors as one line with exit status 2.
+
+``train.py``, ``generate_submission.py`` and ``report.py`` (and the
+``idao-train`` / ``idao-submit`` / ``idao-report`` commands) all come here:
+the config is loaded and its paths resolved, ``task.name`` picks the task
+from the registry, the task checks every setting before any work, then runs
+the job.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from .errors import IdaoError
+from .errors import ConfigError, IdaoError
+
+JOBS = {
+    "train": "Train the task's models on its training data (task.name picks the detector).",
+    "generate": "Predict the task's test data with the best checkpoints and write its CSV.",
+    "report": "Metrics and plots for the validation split and every labelled test set.",
+}
 
 
 def run_cli(job) -> None:
@@ -15,13 +29,38 @@ def run_cli(job) -> None:
         sys.exit(2)
 
 
-def config_command(description: str, job, argv=None, add_arguments=None) -> None:
-    """The scripts' shared CLI: ``--config``, ``section.key=value`` overrides, then ``job(cfg, args)``."""
-    from .config import add_config_args, load_config
+def main(job: str, argv=None) -> None:
+    from .config import CORE_PATH_KEYS, add_config_args, load_config
+    from .tasks import get_task
 
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(description=JOBS[job])
     add_config_args(parser)
-    if add_arguments:
-        add_arguments(parser)
+    if job == "train":
+        parser.add_argument("--only", metavar="MODEL", help="train just this one of the task's models "
+                                                            "(cygno: classifier or regressor)")
     args = parser.parse_args(argv)
-    run_cli(lambda: job(load_config(args.config, args.overrides), args))
+
+    def run():
+        echo = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 echoes the overrides
+        cfg = load_config(args.config, args.overrides, echo=echo)
+        task = get_task(cfg.task.name)
+        cfg.resolve_paths(CORE_PATH_KEYS + task.path_keys)
+        only = getattr(args, "only", None)
+        if only is not None and only not in task.models:
+            raise ConfigError(f"--only {only}: task {task.name} trains {', '.join(task.models)}")
+        task.check(cfg)
+        return task.train(cfg, only) if job == "train" else getattr(task, job)(cfg)
+
+    run_cli(run)
+
+
+def train_main(argv=None) -> None:
+    main("train", argv)
+
+
+def generate_main(argv=None) -> None:
+    main("generate", argv)
+
+
+def report_main(argv=None) -> None:
+    main("report", argv)

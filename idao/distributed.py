@@ -43,16 +43,9 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
     return info, device
 
 
-def current() -> DistInfo:
-    if not dist.is_initialized():
-        return DistInfo()
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
 @contextlib.contextmanager
-def main_process_first():
+def main_process_first(info: DistInfo):
     """Rank 0 runs the block first (simulating, building the crop cache); the others then reuse its work."""
-    info = current()
     if info.enabled and not info.main:
         dist.barrier()
     yield
@@ -60,10 +53,10 @@ def main_process_first():
         dist.barrier()
 
 
-def wrap_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def wrap_model(model: torch.nn.Module, device: torch.device, info: DistInfo) -> torch.nn.Module:
     """DDP with SyncBatchNorm on GPUs (batch statistics over the global batch). On CPU BatchNorm stays
     per process, since PyTorch's SyncBatchNorm runs only on accelerators."""
-    if not current().enabled:
+    if not info.enabled:
         return model
     if device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -74,28 +67,27 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
-def sync_buffers(model: torch.nn.Module) -> None:
+def sync_buffers(model: torch.nn.Module, info: DistInfo) -> None:
     """Give every process rank 0's BatchNorm running statistics, so all evaluate (and save) one model."""
-    if current().enabled:
+    if info.enabled:
         for buf in model.buffers():
             dist.broadcast(buf, 0)
 
 
-def all_sum(values: list[float], device: torch.device) -> list[float]:
-    if not current().enabled:
+def all_sum(values: list[float], device: torch.device, info: DistInfo) -> list[float]:
+    if not info.enabled:
         return values
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
 
 
-def gather_shards(local, n: int):
+def gather_shards(local, n: int, info: DistInfo):
     """Reassemble an array predicted as shards ``items[rank::world]`` into all ``n`` items, in order.
 
     Every item is predicted exactly once, so metrics carry none of the padding
     bias of DistributedSampler.
     """
-    info = current()
     if not info.enabled:
         return local
     shards = [None] * info.world

@@ -1,19 +1,20 @@
 """Training and inference: one loop for every model of every task, read top to bottom.
 
-What a model learns lives in its *head* (``idao/heads.py`` for IDAO,
-``idao/damic/head.py`` for DAMIC-M): ``draw`` (per-item random draws),
-``inputs`` and ``targets`` (a batch as tensors), ``loss_fn``, ``predict``,
-``metric``/``better`` and ``initial_bias``; a head is a dataclass saved in the
-checkpoint, so inference rebuilds exactly the preprocessing it was trained
-with. ``fit`` trains one model with AdamW and a warm-up + cosine schedule,
-keeps ``<name>_last.pt`` and ``<name>_best.pt`` up to date atomically, logs one
-CSV row per epoch, stops early on the validation metric, and resumes exactly:
+What a model learns lives in its *objective* (the ``Objective`` protocol in
+``idao/tasks.py``): per-item random draws, how a batch becomes the model's
+input, the targets, the loss, the output transform and the validation metric.
+An objective is a dataclass saved in the checkpoint, so inference rebuilds
+exactly the preprocessing a model was trained with.
+
+``fit`` trains one model with AdamW and a warm-up + cosine schedule, keeps
+``<name>_last.pt`` and ``<name>_best.pt`` up to date atomically, logs one CSV
+row per epoch, stops early on the validation metric, and resumes exactly:
 every epoch's shuffling and augmentation come from a generator seeded by
-(seed, epoch), and the checkpoint holds everything else.
+(seed, epoch), and the checkpoint holds everything else. It takes explicit
+settings (``ModelSettings``, ``RunSettings``), never the config object.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
@@ -26,31 +27,55 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed
 from tqdm import tqdm
 
 from .atomic import write_text
 from .checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
-from .distributed import DistInfo, all_sum, gather_shards, init_distributed, sync_buffers, unwrap, wrap_model
+from .distributed import all_sum, gather_shards, sync_buffers, unwrap, wrap_model
+from .errors import CheckpointError, ConfigError
 from .models import build_model
+from .runtime import Runtime, autocast
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+@dataclass(frozen=True)
+class ModelSettings:
+    """One model section of the config (``[classifier]``, ``[damic.model]``...): the network and its optimisation."""
+
+    model: str
+    pretrained: bool
+    drop_rate: float
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: int
+    patience: int
+
+    @classmethod
+    def from_section(cls, section, name: str) -> "ModelSettings":
+        values = vars(section)
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
+        if missing:
+            raise ConfigError(f"[{name}] lacks the model keys {', '.join(missing)}")
+        return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
 
 
-def memory_format(cfg):
-    """channels_last: measured 1.5-1.8x faster training and up to 2x faster inference on CPU (docs/benchmarks.md)."""
-    return torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+@dataclass(frozen=True)
+class RunSettings:
+    """What one training run shares across its models: seed, resume, where checkpoints go, the config to record."""
 
+    seed: int
+    resume: bool
+    checkpoint_dir: Path
+    config: dict  # the resolved config, saved in every checkpoint
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA (no scaler needed); a no-op on CPU."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    @classmethod
+    def from_config(cls, cfg, task_name: str) -> "RunSettings":
+        """From ``[train]``: checkpoints of a task go to ``<train.checkpoint_dir>/<task name>/``."""
+        return cls(cfg.train.seed, cfg.train.resume, Path(cfg.train.checkpoint_dir) / task_name, cfg.as_dict())
+
+    def path(self, name: str, which: str) -> Path:
+        return self.checkpoint_dir / f"{name}_{which}.pt"
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int):
@@ -81,48 +106,17 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-@dataclass(frozen=True)
-class Runtime:
-    """Where and how the tensors run: one place for what every loop needs besides the data."""
-
-    device: torch.device
-    amp: bool
-    fmt: torch.memory_format
-    progress: bool
-    dist: DistInfo = DistInfo()
-
-
-def make_runtime(cfg, dist_info: DistInfo | None = None, device: torch.device | None = None) -> Runtime:
-    """The runtime every job uses; also applies ``train.threads`` (torch's CPU threads, 0: its default)."""
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = device or resolve_device(cfg.train.device)
-    return Runtime(device, cfg.train.amp and device.type == "cuda", memory_format(cfg), cfg.train.progress,
-                   dist_info or DistInfo())
-
-
-@contextlib.contextmanager
-def training_runtime(cfg):
-    """A training job's runtime: joins torchrun's process group when launched by it, and leaves it at the end."""
-    dist_info, device = init_distributed(resolve_device(cfg.train.device))
-    try:
-        yield make_runtime(cfg, dist_info, device)
-    finally:
-        if dist_info.enabled:
-            torch.distributed.destroy_process_group()
-
-
 # Fault injection for the resume tests: IDAO_FAULT_KILL_AT=classifier:5 sends SIGKILL to this
 # process right after the classifier's 5th optimizer step.
 _KILL_AT = os.environ.get("IDAO_FAULT_KILL_AT", "")
 
 
-def train_one_epoch(model, head, optimizer, scheduler, data, batch_size: int, rt: Runtime, generator,
+def train_one_epoch(model, objective, optimizer, scheduler, data, batch_size: int, rt: Runtime, generator,
                     name: str, step0: int = 0) -> float:
     """One pass over ``data`` in global batches of ``batch_size``; each process takes every world-th item.
 
-    The random draws (order, then the head's per-item augmentation draws) are
-    made for the whole global batch on every process, so N processes see
+    The random draws (order, then the objective's per-item augmentation draws)
+    are made for the whole global batch on every process, so N processes see
     exactly the batches and augmentations that one process would.
     """
     model.train()
@@ -130,18 +124,17 @@ def train_one_epoch(model, head, optimizer, scheduler, data, batch_size: int, rt
     order = torch.randperm(len(data), generator=generator).numpy()
     total, count = 0.0, 0
     batches = range(0, len(order), batch_size)
-    for i, start in enumerate(tqdm(batches, desc="train", leave=False, disable=not (rt.progress and rt.dist.main),
-                                   mininterval=2)):
+    for i, start in enumerate(tqdm(batches, desc="train", leave=False, disable=not rt.show_progress, mininterval=2)):
         batch = order[start : start + batch_size]
-        draws = head.draw(len(batch), generator)
+        draws = objective.draw(len(batch), generator)
         if len(batch) < world:  # too few for every process: skipped by all alike
             continue
         idx, draws = batch[rank::world], draws[rank::world]
-        x = head.inputs(data, idx, rt, draws)
-        y = head.targets(data, idx, draws).to(rt.device)
+        x = objective.inputs(data, idx, rt, draws)
+        y = objective.targets(data, idx, draws).to(rt.device)
         with autocast(rt.device, rt.amp):
             out = squeeze(model(x).float())
-        loss = head.loss_fn(out, y)
+        loss = objective.loss_fn(out, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -150,7 +143,7 @@ def train_one_epoch(model, head, optimizer, scheduler, data, batch_size: int, rt
         count += len(idx)
         if _KILL_AT == f"{name}:{step0 + i + 1}":
             os.kill(os.getpid(), signal.SIGKILL)
-    total, count = all_sum([total, count], rt.device)
+    total, count = all_sum([total, count], rt.device, rt.dist)
     return total / max(count, 1)
 
 
@@ -160,31 +153,28 @@ def squeeze(out: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_outputs(model, head, data, batch_size: int, rt: Runtime, indices=None) -> np.ndarray:
+def predict_outputs(model, objective, data, batch_size: int, rt: Runtime, indices=None) -> np.ndarray:
     """Raw model outputs for items ``indices`` (default: all) of ``data``, batched, in inference mode."""
     model.eval()
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
     outs = []
-    for start in tqdm(range(0, len(indices), batch_size), desc="predict", leave=False,
-                      disable=not (rt.progress and rt.dist.main), mininterval=2):
-        x = head.inputs(data, indices[start : start + batch_size], rt)
+    for start in tqdm(range(0, len(indices), batch_size), desc="predict", leave=False, disable=not rt.show_progress,
+                      mininterval=2):
+        x = objective.inputs(data, indices[start : start + batch_size], rt)
         with autocast(rt.device, rt.amp):
             outs.append(squeeze(model(x).float()).cpu().numpy())
-    return np.concatenate(outs) if outs else np.zeros((0,) + (() if head.num_outputs == 1 else (head.num_outputs,)),
-                                                       np.float32)
+    if outs:
+        return np.concatenate(outs)
+    return np.zeros((0,) + (() if objective.num_outputs == 1 else (objective.num_outputs,)), np.float32)
 
 
-def evaluate(model, head, data, rt: Runtime) -> float:
+def evaluate(model, objective, data, rt: Runtime) -> float:
     """Validation metric; with several processes each predicts every world-th item, then all gather."""
     raw = unwrap(model)
-    sync_buffers(raw)
-    out = predict_outputs(raw, head, data, 256, rt, np.arange(len(data))[rt.dist.rank :: rt.dist.world])
-    out = np.asarray(gather_shards(out, len(data)), dtype=np.float32)
-    return head.metric(head.predict(out), data)
-
-
-def checkpoint_path(cfg, kind: str, which: str) -> Path:
-    return Path(cfg.train.checkpoint_dir) / f"{kind}_{which}.pt"
+    sync_buffers(raw, rt.dist)
+    out = predict_outputs(raw, objective, data, 256, rt, np.arange(len(data))[rt.dist.rank :: rt.dist.world])
+    out = np.asarray(gather_shards(out, len(data), rt.dist), dtype=np.float32)
+    return objective.metric(objective.predict(out), data)
 
 
 def write_log(history: list[dict], path: Path) -> None:
@@ -196,32 +186,32 @@ def write_log(history: list[dict], path: Path) -> None:
     write_text(path, buf.getvalue())
 
 
-def fit(name: str, model_cfg, head, train_set, val_set, rt: Runtime, cfg, compat: dict) -> dict:
-    """Train model ``name`` (checkpoint prefix) with ``head``; return its best checkpoint's summary.
+def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: Runtime, run: RunSettings,
+        compat: dict) -> dict:
+    """Train model ``name`` (checkpoint prefix) for ``objective``; return its best checkpoint's summary.
 
-    ``model_cfg`` holds the model and optimisation settings (model, lr, epochs, ...);
-    ``compat`` the settings a checkpoint must match to be resumed. Only the main
-    process prints and saves.
+    ``compat`` holds the settings (``{section: {key: value}}``) a checkpoint must
+    match to be resumed. Only the main process prints and saves.
     """
-    seed, main = cfg.train.seed, rt.dist.main
+    seed, main = run.seed, rt.dist.main
     log = print if main else (lambda *a, **k: None)
-    last_path, best_path = checkpoint_path(cfg, name, "last"), checkpoint_path(cfg, name, "best")
-    log_path = Path(cfg.train.checkpoint_dir) / f"{name}_log.csv"
+    last_path, best_path = run.path(name, "last"), run.path(name, "best")
+    log_path = run.checkpoint_dir / f"{name}_log.csv"
     state = None
-    if cfg.train.resume and last_path.exists():
+    if run.resume and last_path.exists():
         state = load_checkpoint(last_path)
-        check_compatible(state, last_path, model_cfg.model, compat)
+        check_compatible(state, last_path, settings.model, compat)
 
     torch.manual_seed(seed)
-    model = build_model(model_cfg.model, model_cfg.pretrained, model_cfg.drop_rate, head.num_outputs)
+    model = build_model(settings.model, settings.pretrained, settings.drop_rate, objective.num_outputs)
     if state:
         load_weights(model, state, last_path)
     else:
-        init_output_layer(model, head.initial_bias(train_set))
+        init_output_layer(model, objective.initial_bias(train_set))
     model.to(rt.device, memory_format=rt.fmt)  # before the optimizer, so resumed optimizer state lands there too
-    optimizer = torch.optim.AdamW(model.parameters(), lr=model_cfg.lr, weight_decay=model_cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_set) / model_cfg.batch_size)
-    schedule = warmup_cosine(model_cfg.epochs * steps_per_epoch, model_cfg.warmup_epochs * steps_per_epoch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)
+    schedule = warmup_cosine(settings.epochs * steps_per_epoch, settings.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     start_epoch, best, best_epoch, history = 0, None, -1, []
     if state:
@@ -229,30 +219,31 @@ def fit(name: str, model_cfg, head, train_set, val_set, rt: Runtime, cfg, compat
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
         log(f"{name}: resuming from {last_path} at epoch {start_epoch}")
-    model = wrap_model(model, rt.device)
+    model = wrap_model(model, rt.device, rt.dist)
 
-    for epoch in range(start_epoch, model_cfg.epochs):
-        if model_cfg.patience and epoch - best_epoch > model_cfg.patience:
-            log(f"{name}: early stop, no better validation metric for {model_cfg.patience} epochs")
+    for epoch in range(start_epoch, settings.epochs):
+        if settings.patience and epoch - best_epoch > settings.patience:
+            log(f"{name}: early stop, no better validation metric for {settings.patience} epochs")
             break
         t0 = time.time()
         torch.manual_seed(seed * 1_000_003 + epoch)  # dropout and any other global draws
-        loss = train_one_epoch(model, head, optimizer, scheduler, train_set, model_cfg.batch_size, rt,
+        loss = train_one_epoch(model, objective, optimizer, scheduler, train_set, settings.batch_size, rt,
                                epoch_generator(seed, epoch), name, epoch * steps_per_epoch)
-        metric = evaluate(model, head, val_set, rt)
-        improved = head.better(metric, best)
+        metric = evaluate(model, objective, val_set, rt)
+        improved = objective.better(metric, best)
         if improved:
             best, best_epoch = metric, epoch
         seconds = time.time() - t0
         history.append(dict(epoch=epoch, train_loss=round(loss, 6), val_metric=round(metric, 6),
                             lr=optimizer.param_groups[0]["lr"], seconds=round(seconds, 2)))
-        log(f"{name} epoch {epoch + 1}/{model_cfg.epochs}: loss {loss:.4f}  val {head.metric_name} {metric:.4f}"
+        log(f"{name} epoch {epoch + 1}/{settings.epochs}: loss {loss:.4f}  val {objective.metric_name} {metric:.4f}"
             f"{'  *best*' if improved else ''}  ({seconds:.1f}s, {len(train_set) / seconds:.0f} img/s)")
         if main:
             state = dict(model=unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
                          scheduler=scheduler.state_dict(), epoch=epoch, best=best, best_epoch=best_epoch,
-                         history=history, kind=name, model_name=model_cfg.model, config=cfg.as_dict(),
-                         head=dataclasses.asdict(head), world_size=rt.dist.world)
+                         history=history, kind=name, model_name=settings.model, config=run.config,
+                         objective=dataclasses.asdict(objective), metric_name=objective.metric_name,
+                         world_size=rt.dist.world)
             if improved:
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)
@@ -260,12 +251,16 @@ def fit(name: str, model_cfg, head, train_set, val_set, rt: Runtime, cfg, compat
     return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history))
 
 
-def load_trained(name: str, cfg, model_cfg, compat: dict, head_class, rt: Runtime):
-    """The best checkpoint of ``name``, checked against the config, with the head it was trained with."""
-    path = checkpoint_path(cfg, name, "best")
+def load_trained(path: Path, settings: ModelSettings, compat: dict, objective_class, rt: Runtime):
+    """The checkpoint at ``path``, checked against the config, with the objective it was trained with."""
     state = load_checkpoint(path)
-    check_compatible(state, path, model_cfg.model, compat)
-    head = head_class(**state["head"])
-    model = build_model(model_cfg.model, pretrained=False, drop_rate=model_cfg.drop_rate, num_outputs=head.num_outputs)
+    check_compatible(state, path, settings.model, compat)
+    try:
+        objective = objective_class(**state["objective"])
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: written by another version of idao (no usable objective: {e}); "
+                              "retrain with this version") from e
+    model = build_model(settings.model, pretrained=False, drop_rate=settings.drop_rate,
+                        num_outputs=objective.num_outputs)
     load_weights(model, state, path)
-    return model.to(rt.device, memory_format=rt.fmt).eval(), head
+    return model.to(rt.device, memory_format=rt.fmt).eval(), objective

@@ -1,15 +1,29 @@
-"""Shared fixtures: a tiny simulated dataset (made once per session) and the real images."""
+"""Shared helpers and fixtures: running a script as a user would, a tiny simulated CYGNO dataset (made once
+per session), and the real files in ../shared (tests that need them skip with the reason where it is absent)."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from idao.simulate import simulate_dataset
+from idao.cygno.simulate import simulate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_DIR = ROOT.parent / "shared" / "data" / "idao-real"
+SHARED = ROOT.parent / "shared" / "data"
+REAL_DIR = SHARED / "idao-real"
+
+
+def run(script: str, *args: str, env=None, check=True, cwd=ROOT) -> subprocess.CompletedProcess:
+    """``python <script> <args>`` from the repository root; raise with its output if it fails and ``check``."""
+    proc = subprocess.run([sys.executable, script, *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """DAMIC-M skipper-CCD tracks: classify (electron / muon / alpha / noise) and locate each track.
 
-Everything that is specific to this task lives here: the readers (``io``), the
-model's head with its preprocessing (``head``), the simulator (``simulate``),
-metrics and plots (``metrics``, ``plots``) and the three jobs (``task``). The
-engine, checkpoints, config and command line are the IDAO ones.
+Readers (``io``), what the model learns with its preprocessing
+(``objective``), the network (``models``), the simulator (``simulate``),
+metrics and figures (``metrics``, ``plots``) and the three jobs (``task``).
+It uses the core only (engine, checkpoints, config, reporting), never CYGNO.
 """

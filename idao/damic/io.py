@@ -1,6 +1,6 @@
 """Readers for the two DAMIC-M event formats (facts: ../shared/docs/damic-facts.md).
 
-1. Per-event ``.npz`` files (``energy``, optional ``noise`` and ``loc``; the
+1. Per-event ``.npz`` files (``energy``, optional ``noise``; other arrays are ignored; the
    particle is the name's ``_pdg_<code>`` suffix), one file or a folder of them.
 2. Packed arrays as the thesis stored them: ``data`` / ``labels`` (or
    ``data_test`` / ``labels_test``), whose integer labels name classes through
@@ -37,7 +37,6 @@ class Events:
     ids: list[str]
     tracks: list[np.ndarray]  # (h, w) float32 eV
     boxes: np.ndarray  # (N, 4) int: row, col, height, width in the frame
-    frames: np.ndarray  # (N, 2) int: frame height, width
     particle: np.ndarray  # class name per event
     noise: list = field(default_factory=list)  # per event None or (rows, cols, values) of the noise frame
     label: np.ndarray | None = None  # index into the model's classes, set by ``select``
@@ -57,9 +56,8 @@ class Events:
 
     def subset(self, idx) -> "Events":
         idx = np.asarray(idx, dtype=int)
-        return Events([self.ids[i] for i in idx], [self.tracks[i] for i in idx], self.boxes[idx], self.frames[idx],
-                      self.particle[idx], [self.noise[i] for i in idx],
-                      None if self.label is None else self.label[idx])
+        return Events([self.ids[i] for i in idx], [self.tracks[i] for i in idx], self.boxes[idx], self.particle[idx],
+                      [self.noise[i] for i in idx], None if self.label is None else self.label[idx])
 
     def select(self, classes: tuple[str, ...]) -> tuple["Events", dict]:
         """Events of ``classes`` only, with ``label`` set; and the count of each class left out."""
@@ -120,33 +118,31 @@ def particle_of(path: Path, required: bool = True) -> str:
     return PDG_CLASSES[code]
 
 
-def read_event_file(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(energy, noise or None, loc or None) of one per-event file, checked."""
+def read_event_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """(energy, noise or None) of one per-event file, checked."""
     with _open(path) as z:
         if "energy" not in z.files:
             raise DataError(f"{path}: no 'energy' array (keys: {z.files}); expected a per-event file "
                             "with energy and noise, or packed data/labels")
         energy = _check_frames(path, z["energy"], "energy", 2)
         noise = _check_frames(path, z["noise"], "noise", 2) if "noise" in z.files else None
-        loc = np.asarray(z["loc"]) if "loc" in z.files else None
     if noise is not None and noise.shape != energy.shape:
         raise DataError(f"{path}: 'noise' is {noise.shape} but 'energy' is {energy.shape}; they must match")
-    return energy, noise, loc
+    return energy, noise
 
 
 def read_event_files(paths: list[Path], labelled: bool = True) -> Events:
-    ids, tracks, boxes, frames, particles, noise = [], [], [], [], [], []
+    ids, tracks, boxes, particles, noise = [], [], [], [], []
     for path in paths:
         particle = particle_of(path, labelled)
-        energy, frame_noise, _ = read_event_file(path)
+        energy, frame_noise = read_event_file(path)
         track, box, sparse = crop_event(energy, frame_noise)
         ids.append(path.stem)
         tracks.append(track)
         boxes.append(box)
-        frames.append(energy.shape)
         particles.append(particle)
         noise.append(sparse)
-    return Events(ids, tracks, np.array(boxes, dtype=int).reshape(-1, 4), np.array(frames, dtype=int).reshape(-1, 2),
+    return Events(ids, tracks, np.array(boxes, dtype=int).reshape(-1, 4),
                   np.array(particles, dtype=object).astype(str), noise)
 
 
@@ -169,8 +165,7 @@ def read_packed(path: Path, label_names: tuple[str, ...]) -> Events:
         tracks.append(track)
         boxes.append(box)
     ids = [f"{path.stem}:{i}" for i in range(len(data))]
-    frames = np.tile(data.shape[1:], (len(data), 1))
-    return Events(ids, tracks, np.array(boxes, dtype=int), frames,
+    return Events(ids, tracks, np.array(boxes, dtype=int),
                   np.array([label_names[i] for i in labels]), [None] * len(data))
 
 
@@ -200,5 +195,5 @@ def concat(parts: list[Events]) -> Events:
             raise DataError(f"event id {i!r} appears twice; ids (file names) must be unique")
         seen.add(i)
     return Events(ids, [t for p in parts for t in p.tracks], np.concatenate([p.boxes for p in parts]),
-                  np.concatenate([p.frames for p in parts]), np.concatenate([p.particle for p in parts]),
+                  np.concatenate([p.particle for p in parts]),
                   [n for p in parts for n in p.noise])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from ..plots import _grid, _save, plt
+from ..reporting import grid, plt, save_figure
 from .metrics import accuracy_by
 
 
@@ -24,7 +24,7 @@ class TrackResult:
 
 
 def plot_confusion(results: dict, path: Path) -> None:
-    fig, axes = _grid(len(results), size=4.5)
+    fig, axes = grid(len(results), size=4.5)
     for ax, (name, r) in zip(axes, results.items()):
         k = len(r.classes)
         m = np.zeros((k, k), int)
@@ -36,12 +36,12 @@ def plot_confusion(results: dict, path: Path) -> None:
         ax.set_xticks(range(k), r.classes, rotation=45)
         ax.set_yticks(range(k), r.classes)
         ax.set(xlabel="predicted", ylabel="true", title=name)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_roc(results: dict, path: Path) -> None:
     """One-vs-rest ROC curve of every class, one panel per split."""
-    fig, axes = _grid(len(results))
+    fig, axes = grid(len(results))
     for ax, (name, r) in zip(axes, results.items()):
         for j, c in enumerate(r.classes):
             positive = r.label == j
@@ -51,7 +51,7 @@ def plot_roc(results: dict, path: Path) -> None:
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{name}: one vs rest")
         ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_iou(results: dict, path: Path) -> None:
@@ -62,12 +62,12 @@ def plot_iou(results: dict, path: Path) -> None:
             ax.hist(values, bins=20, range=(0, 1), histtype="step", label=f"{name} (mean {values.mean():.2f})")
     ax.set(xlabel="IoU of predicted and true box", ylabel="events", title="localisation")
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_accuracy_vs(results: dict, path: Path) -> None:
     """Accuracy in quantile bins of track energy and of elongation (box height x width)."""
-    fig, axes = _grid(2)
+    fig, axes = grid(2)
     for ax, attr, label in ((axes[0], "energy", "track energy [keV]"), (axes[1], "elongation", "box height x width [px]")):
         for name, r in results.items():
             values = getattr(r, attr) / (1000.0 if attr == "energy" else 1.0)
@@ -76,4 +76,4 @@ def plot_accuracy_vs(results: dict, path: Path) -> None:
             ax.plot(centres, [b["accuracy"] for b in rows], "o-", label=name)
         ax.set(xscale="log", xlabel=label, ylabel="accuracy", ylim=(0, 1.02))
         ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)

@@ -23,14 +23,12 @@ complete.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import numpy as np
 from scipy.special import erf
 
-from ..atomic import atomic_path
-from ..cache import check_disk_space
+from ..atomic import atomic_path, building_dir, check_disk_space
 from .io import EV_PER_ELECTRON
 
 FRAME = 300
@@ -155,23 +153,18 @@ def event_name(split: str, index: int, particle: str, rng) -> str:
 def simulate_dataset(root: str | Path, events_per_class: int, seed: int = 0, classes=CLASSES) -> Path:
     """``root/train`` (``events_per_class`` per class) and ``root/test`` (a quarter as many), atomically."""
     root = Path(root)
-    partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     counts = {"train": events_per_class, "test": max(1, events_per_class // 4)}
-    check_disk_space(partial.parent if partial.parent.exists() else Path("."),
-                     sum(counts.values()) * len(classes) * 60_000, "the simulated DAMIC dataset")
-    for s, (split, n) in enumerate(counts.items()):
-        (partial / split).mkdir(parents=True)
-        for i in range(n * len(classes)):
-            particle = classes[i % len(classes)]
-            rng = np.random.default_rng([seed, s, i])
-            event = render_event(particle, rng)
-            with atomic_path(partial / split / event_name(split, i, particle, rng)) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez_compressed(f, **event)
-    if root.exists():
-        shutil.rmtree(root)
-    partial.rename(root)
+    check_disk_space(root.parent, sum(counts.values()) * len(classes) * 60_000, "the simulated DAMIC dataset")
+    with building_dir(root) as partial:
+        for s, (split, n) in enumerate(counts.items()):
+            (partial / split).mkdir(parents=True)
+            for i in range(n * len(classes)):
+                particle = classes[i % len(classes)]
+                rng = np.random.default_rng([seed, s, i])
+                event = render_event(particle, rng)
+                with atomic_path(partial / split / event_name(split, i, particle, rng)) as tmp:
+                    with open(tmp, "wb") as f:
+                        np.savez_compressed(f, **event)
     return root
 
 

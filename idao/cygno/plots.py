@@ -1,0 +1,110 @@
+"""CYGNO report figures. Each function takes ``{split name: SplitResult}`` and writes one PNG."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from ..reporting import grid, plt, save_figure
+from .names import ENERGIES
+from .postprocess import nearest
+
+
+@dataclass
+class SplitResult:
+    """Truth and predictions of one labelled split."""
+
+    is_er: np.ndarray
+    energy: np.ndarray  # true keV
+    score: np.ndarray  # ER probability
+    raw_energy: np.ndarray  # regressor output, keV
+    final_energy: np.ndarray  # after post-processing
+
+
+def plot_roc(results: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for name, r in results.items():
+        if r.is_er.all() or not r.is_er.any():
+            continue
+        fpr, tpr, _ = roc_curve(r.is_er, r.score)
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate (NR called ER)", ylabel="true positive rate (ER)", title="ROC, ER positive")
+    ax.legend()
+    save_figure(fig, path)
+
+
+def plot_energy_correlation(results: dict, path: Path) -> None:
+    fig, axes = grid(len(results))
+    for ax, (name, r) in zip(axes, results.items()):
+        jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(r.energy))
+        for flag, colour, label in ((True, "tab:blue", "ER"), (False, "tab:red", "NR")):
+            m = r.is_er == flag
+            ax.scatter(r.energy[m] + jitter[m], r.raw_energy[m], s=4, alpha=0.4, c=colour, label=label)
+        ax.plot([0, 32], [0, 32], "k:", lw=0.8)
+        ax.set(xlabel="true energy [keV]", ylabel="predicted energy (raw) [keV]", title=name)
+        ax.legend()
+    save_figure(fig, path)
+
+
+def plot_energy_comparison(results: dict, path: Path) -> None:
+    """Mean and spread of the raw prediction per true class: bias shows up as distance from the diagonal."""
+    fig, axes = grid(len(results))
+    for ax, (name, r) in zip(axes, results.items()):
+        for flag, colour, label, shift in ((True, "tab:blue", "ER", -0.3), (False, "tab:red", "NR", 0.3)):
+            levels = sorted(set(r.energy[r.is_er == flag]))
+            means = [r.raw_energy[(r.is_er == flag) & (r.energy == e)].mean() for e in levels]
+            stds = [r.raw_energy[(r.is_er == flag) & (r.energy == e)].std() for e in levels]
+            ax.errorbar(np.array(levels) + shift, means, yerr=stds, fmt="o", c=colour, label=label, capsize=3)
+        ax.plot([0, 32], [0, 32], "k:", lw=0.8)
+        ax.set(xlabel="true energy [keV]", ylabel="predicted energy, mean ± std [keV]", title=name)
+        ax.legend()
+    save_figure(fig, path)
+
+
+def plot_energy_histograms(results: dict, folder: Path) -> list[Path]:
+    """One histogram of raw predicted energies per keV level present in any split."""
+    paths = []
+    levels = sorted({int(e) for r in results.values() for e in r.energy})
+    for level in levels:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, r in results.items():
+            for flag, label in ((True, "ER"), (False, "NR")):
+                m = (r.energy == level) & (r.is_er == flag)
+                if m.sum() >= 1:
+                    ax.hist(r.raw_energy[m], bins=40, range=(0, 40), histtype="step", label=f"{name} {label}")
+        ax.axvline(level, c="k", ls=":")
+        ax.set(xlabel="predicted energy (raw) [keV]", ylabel="events", title=f"true energy {level} keV")
+        ax.legend(fontsize=8)
+        path = folder / f"energy_hist_{level}keV.png"
+        save_figure(fig, path)
+        paths.append(path)
+    return paths
+
+
+def plot_confusion(results: dict, path: Path) -> None:
+    """True class vs predicted class (type from score > 0.5, energy as submitted, snapped to a level)."""
+    fig, axes = grid(len(results), size=5)
+    for ax, (name, r) in zip(axes, results.items()):
+        true = [f"{'ER' if f else 'NR'}{int(e)}" for f, e in zip(r.is_er, r.energy)]
+        snapped = nearest(r.final_energy, ENERGIES)
+        pred = [f"{'ER' if s > 0.5 else 'NR'}{int(e)}" for s, e in zip(r.score, snapped)]
+        labels = [f"{p}{e}" for p in ("ER", "NR") for e in ENERGIES]
+        rows = [lab for lab in labels if lab in true]
+        cols = [lab for lab in labels if lab in pred or lab in true]
+        m = np.zeros((len(rows), len(cols)), int)
+        for t, p in zip(true, pred):
+            if t in rows and p in cols:
+                m[rows.index(t), cols.index(p)] += 1
+        ax.imshow(m, cmap="Blues")
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                if m[i, j]:
+                    ax.text(j, i, m[i, j], ha="center", va="center", fontsize=7,
+                            color="white" if m[i, j] > m.max() / 2 else "black")
+        ax.set_xticks(range(len(cols)), cols, rotation=90)
+        ax.set_yticks(range(len(rows)), rows)
+        ax.set(xlabel="predicted", ylabel="true", title=name)
+    save_figure(fig, path)

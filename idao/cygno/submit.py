@@ -1,0 +1,107 @@
+"""CYGNO's ``generate_submission.py``: predict test folders and write the leaderboard CSV.
+
+The CSV is validated before it is written (one row per image, unique ids,
+finite values, scores in [0, 1]) and written atomically, with the resolved
+config beside it. The raw model outputs go to ``<output>.raw.csv`` so that the
+report can compare post-processing modes without running the models again.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import write_csv, write_text
+from ..engine import predict_outputs
+from ..errors import ConfigError, DataError
+from ..runtime import make_runtime
+from .data import load_crops
+from .dataset import TEST_SPLITS, check_root, read_folder
+from .objectives import load_models
+from .postprocess import MODES, postprocess
+
+COLUMNS = ["id", "classification_predictions", "regression_predictions"]
+NEUTRAL_KEV = 6.0  # for images that could not be read: mid-range, the least costly single guess
+
+
+def test_folders(cfg) -> list[Path]:
+    if cfg.submission.folders:
+        return [Path(f.strip()) for f in str(cfg.submission.folders).split(",") if f.strip()]
+    root = check_root(cfg.data.root)
+    folders = [root / split for split in TEST_SPLITS if (root / split).is_dir()]
+    if not folders:
+        raise DataError(f"{root}: no public_test or private_test folder to predict")
+    return folders
+
+
+def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
+    """Raw predictions for every image: id, split (folder name), ER probability and keV."""
+    rt = make_runtime(cfg.train)
+    models = load_models(cfg, rt)
+    frames, seen = [], {}
+    for folder in folders:
+        samples = read_folder(folder)
+        for s in samples:
+            if s.id in seen:
+                raise DataError(f"{s.path}: id {s.id!r} also found as {seen[s.id]}; ids must be unique")
+            seen[s.id] = s.path
+        crops = load_crops(samples, cfg.data, rt.show_progress)
+        out = {}
+        for kind, (model, objective) in models.items():
+            raw = predict_outputs(model, objective, crops, cfg.submission.batch_size, rt)
+            out[kind] = objective.predict(raw)
+        frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name,
+                                    "score": out["classifier"], "energy": out["regressor"]}))
+        decoded = set(crops.ids)
+        unread = [s.id for s in samples if s.id not in decoded]
+        if unread:  # only with data.on_bad_file=skip: the leaderboard still needs a row per image
+            warnings.warn(f"{folder}: {len(unread)} unreadable image(s) get neutral predictions "
+                          f"(score 0.5, {NEUTRAL_KEV} keV), e.g. {unread[0]}", stacklevel=2)
+            frames.append(pd.DataFrame({"id": unread, "split": folder.name, "score": 0.5, "energy": NEUTRAL_KEV}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def apply_postprocess(raw: pd.DataFrame, mode: str, balance: bool) -> pd.DataFrame:
+    """The submission table: post-processing runs per split, since each split has its own class set."""
+    if mode not in MODES:
+        raise ConfigError(f"submission.postprocess must be one of {MODES}, got {mode!r}")
+    energy = np.empty(len(raw))
+    for split, idx in raw.groupby("split").indices.items():
+        energy[idx] = postprocess(raw["energy"].values[idx], raw["score"].values[idx], split, mode, balance)
+    return pd.DataFrame({COLUMNS[0]: raw["id"], COLUMNS[1]: raw["score"], COLUMNS[2]: energy})
+
+
+def validate_submission(df: pd.DataFrame, expected_ids) -> None:
+    """Every format rule of the leaderboard; raise naming the first rule broken."""
+    if list(df.columns) != COLUMNS:
+        raise DataError(f"submission columns are {list(df.columns)}; expected {COLUMNS}")
+    if df["id"].duplicated().any():
+        raise DataError(f"submission has duplicate ids, e.g. {df['id'][df['id'].duplicated()].iloc[0]!r}")
+    missing = set(expected_ids) - set(df["id"])
+    if missing or len(df) != len(set(expected_ids)):
+        raise DataError(f"submission has {len(df)} rows for {len(set(expected_ids))} images "
+                        f"({len(missing)} missing, e.g. {sorted(missing)[:1]})")
+    for col in COLUMNS[1:]:
+        values = df[col].to_numpy(float)
+        if not np.isfinite(values).all():
+            raise DataError(f"submission column {col} has non-finite values")
+    score = df[COLUMNS[1]].to_numpy(float)
+    if score.min() < 0 or score.max() > 1:
+        raise DataError("classification_predictions must lie in [0, 1]")
+
+
+def generate(cfg) -> pd.DataFrame:
+    folders = test_folders(cfg)
+    raw = predict_folders(cfg, folders)
+    sub = apply_postprocess(raw, cfg.submission.postprocess, cfg.submission.balance)
+    validate_submission(sub, raw["id"])
+    out = Path(cfg.submission.output)
+    write_csv(raw, out.with_suffix(".raw.csv"))
+    write_csv(sub, out)
+    write_text(out.with_suffix(".config.ini"), cfg.to_ini())
+    counts = ", ".join(f"{k} {v}" for k, v in raw["split"].value_counts(sort=False).items())
+    print(f"wrote {out}: {len(sub)} rows ({counts}); post-processing {cfg.submission.postprocess}"
+          f"{' + balance' if cfg.submission.balance else ''}")
+    return sub

@@ -1,0 +1,51 @@
+"""CYGNO training: the ER/NR classifier and the energy regressor, trained in turn on the train split."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..atomic import write_text
+from ..distributed import main_process_first
+from ..engine import ModelSettings, RunSettings, fit
+from ..runtime import training_runtime
+from ..splits import stratified_split
+from .data import load_crops
+from .dataset import check_root, describe, train_samples
+from .objectives import OBJECTIVES, compat_settings, make_objective
+
+NAME = "cygno"
+
+
+def ensure_dataset(data_cfg) -> Path:
+    """The dataset root; with none there and ``simulate_scale`` > 0, simulate one first and say so."""
+    root = Path(data_cfg.root)
+    if not root.exists() and data_cfg.simulate_scale > 0:
+        from .simulate import simulate_dataset
+
+        print(f"No dataset at {root}: simulating one (scale {data_cfg.simulate_scale}, "
+              f"seed {data_cfg.simulate_seed}). Set data.root to use real data.")
+        simulate_dataset(root, data_cfg.simulate_scale, data_cfg.simulate_seed, data_cfg.workers)
+    return check_root(root)
+
+
+def prepare(cfg, rt):
+    """Dataset root, training crops and the stratified (train, val) indices: the same for train and report."""
+    with main_process_first(rt.dist):  # rank 0 simulates and fills the crop cache; the others reuse both
+        root = ensure_dataset(cfg.data)
+        crops = load_crops(train_samples(root), cfg.data, rt.show_progress)
+    train_idx, val_idx = stratified_split(crops.classes, cfg.data.val_fraction, cfg.train.seed)
+    return root, crops, train_idx, val_idx
+
+
+def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
+    """Train ``kinds`` in turn; under torchrun, one process per device with DDP."""
+    run = RunSettings.from_config(cfg, NAME)
+    with training_runtime(cfg.train) as rt:
+        root, crops, train_idx, val_idx = prepare(cfg, rt)
+        if rt.dist.main:
+            print(describe(root))
+            print(f"training on {len(train_idx)} images, validating on {len(val_idx)}"
+                  + (f", {rt.dist.world} processes" if rt.dist.enabled else ""))
+            write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
+        return [fit(kind, ModelSettings.from_section(getattr(cfg, kind), kind), make_objective(kind, cfg),
+                    crops.subset(train_idx), crops.subset(val_idx), rt, run, compat_settings(cfg))
+                for kind in kinds]

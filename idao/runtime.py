@@ -1,0 +1,68 @@
+"""Where and how the tensors run: device, autocast, memory format, progress bars, process group.
+
+Every job builds one ``Runtime`` from the ``[train]`` section and hands it to
+the engine and the task's objective; it is the one source of truth for the
+device and for this process's rank.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.distributed
+
+from .distributed import DistInfo, init_distributed
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA (no scaler needed); a no-op on CPU."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What every loop needs besides the data and the model."""
+
+    device: torch.device
+    amp: bool
+    fmt: torch.memory_format
+    progress: bool
+    dist: DistInfo = DistInfo()
+
+    @property
+    def show_progress(self) -> bool:
+        """tqdm bars only on the main process, only when asked for and only on a terminal (never in log files)."""
+        return self.progress and self.dist.main and sys.stderr.isatty()
+
+
+def make_runtime(train_cfg, dist_info: DistInfo | None = None, device: torch.device | None = None) -> Runtime:
+    """The runtime of a job from the ``[train]`` section; applies ``threads`` (torch's CPU threads, 0: default).
+
+    channels_last was measured 1.5-1.8x faster for training and up to 2x for inference on CPU.
+    """
+    if train_cfg.threads:
+        torch.set_num_threads(train_cfg.threads)
+    device = device or resolve_device(train_cfg.device)
+    fmt = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
+    return Runtime(device, train_cfg.amp and device.type == "cuda", fmt, train_cfg.progress, dist_info or DistInfo())
+
+
+@contextlib.contextmanager
+def training_runtime(train_cfg):
+    """A training job's runtime: joins torchrun's process group when launched by it, and leaves it at the end."""
+    dist_info, device = init_distributed(resolve_device(train_cfg.device))
+    try:
+        yield make_runtime(train_cfg, dist_info, device)
+    finally:
+        if dist_info.enabled:
+            torch.distributed.destroy_process_group()

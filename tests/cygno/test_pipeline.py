@@ -1,0 +1,167 @@
+"""The three scripts end to end, as a user runs them, on a tiny simulated dataset."""
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from idao.cygno.dataset import read_labels, split_samples
+from idao.cygno.metrics import mae, roc_auc
+from idao.cygno.postprocess import SPLIT_LEVELS
+
+from conftest import run
+
+
+def overrides(dataset: Path, work: Path, epochs: int = 4) -> list[str]:
+    return [f"data.root={dataset}", f"data.cache_dir={work / 'cache'}", f"train.checkpoint_dir={work / 'ck'}",
+            f"submission.output={work / 'results' / 'submission.csv'}", f"report.results_dir={work / 'results'}",
+            f"classifier.epochs={epochs}", f"regressor.epochs={epochs}", "classifier.patience=0",
+            "regressor.patience=0", "train.progress=false", "train.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_dataset, tmp_path_factory):
+    work = tmp_path_factory.mktemp("run")
+    args = overrides(tiny_dataset, work, epochs=6)
+    outputs = [run(script, *args).stdout for script in ("train.py", "generate_submission.py", "report.py")]
+    return work, outputs
+
+
+def test_submission_follows_every_format_rule(pipeline, tiny_dataset):
+    work, _ = pipeline
+    path = work / "results" / "submission.csv"
+    assert path.read_text().splitlines()[0] == "id,classification_predictions,regression_predictions"
+    sub = pd.read_csv(path, dtype={"id": str})
+    expected = {s.id for split in ("public_test", "private_test") for s in split_samples(tiny_dataset, split)}
+    assert len(sub) == len(expected) and set(sub["id"]) == expected and sub["id"].is_unique
+    assert np.isfinite(sub.iloc[:, 1:].to_numpy()).all()
+    assert sub["classification_predictions"].between(0, 1).all()
+    # split post-processing: every energy is one of the levels of its split
+    raw = pd.read_csv(work / "results" / "submission.raw.csv", dtype={"id": str}).merge(sub, on="id")
+    for split, part in raw.groupby("split"):
+        allowed = set(SPLIT_LEVELS[split]["ER"]) | set(SPLIT_LEVELS[split]["NR"])
+        assert set(part["regression_predictions"]) <= allowed
+    assert "[submission]" in (work / "results" / "submission.config.ini").read_text()
+
+
+def test_report_agrees_with_csv_and_labels(pipeline, tiny_dataset):
+    work, outputs = pipeline
+    metrics = json.loads((work / "results" / "metrics.json").read_text())["metrics"]
+    sub = pd.read_csv(work / "results" / "submission.csv", dtype={"id": str})
+    labels = read_labels(tiny_dataset)
+    for split in ("public_test", "private_test"):
+        ids = {s.id for s in split_samples(tiny_dataset, split)}
+        part = sub[sub["id"].isin(ids)]
+        is_er = np.array([labels[i][0] == "ER" for i in part["id"]])
+        energy = np.array([labels[i][1] for i in part["id"]])
+        assert metrics[split]["n"] == len(part)
+        assert metrics[split]["auc"] == pytest.approx(roc_auc(is_er, part["classification_predictions"]))
+        assert metrics[split]["mae"] == pytest.approx(mae(energy, part["regression_predictions"]))
+        assert metrics[split]["score"] == pytest.approx(1000 * (metrics[split]["auc"] - metrics[split]["mae"]))
+    assert f"simulated private score: {metrics['private_test']['score']:.1f}" in outputs[2]
+
+
+def test_trained_classifier_points_er_up(pipeline, tiny_dataset):
+    """ER is the positive class in the CSV and in the report (one team inverted it and scored -38)."""
+    work, _ = pipeline
+    metrics = json.loads((work / "results" / "metrics.json").read_text())["metrics"]
+    sub = pd.read_csv(work / "results" / "submission.csv", dtype={"id": str}).set_index("id")
+    labels = read_labels(tiny_dataset)
+    public = [s.id for s in split_samples(tiny_dataset, "public_test")]
+    is_er = np.array([labels[i][0] == "ER" for i in public])
+    assert roc_auc(is_er, sub.loc[public, "classification_predictions"]) > 0.7  # inverted: ~0.2
+    assert metrics["public_test"]["auc"] > 0.7 and metrics["validation"]["auc"] > 0.7
+
+
+def test_report_files(pipeline):
+    work, _ = pipeline
+    results = work / "results"
+    for name in ("roc_auc.png", "energy_correlation.png", "energy_comparison.png", "confusion.png",
+                 "learning_curves.png", "report.log", "index.html", "config.ini", "metrics.json"):
+        assert (results / name).stat().st_size > 0, name
+    for level in (1, 3, 6, 10, 20, 30):
+        assert (results / f"energy_hist_{level}keV.png").exists()
+    html = (results / "index.html").read_text()
+    assert 'src="roc_auc.png"' in html and "AUC=" in html
+    log = pd.read_csv(work / "ck" / "cygno" / "classifier_log.csv")
+    assert list(log["epoch"]) == list(range(6))
+    assert "[classifier]" in (work / "ck" / "cygno" / "config.ini").read_text()
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+@pytest.mark.parametrize("kill_at", ["classifier:6", "regressor:7"])
+def test_sigkill_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, kill_at):
+    ref = overrides(tiny_dataset, tmp_path / "ref", epochs=3)
+    run("train.py", *ref)
+    args = overrides(tiny_dataset, tmp_path / "killed", epochs=3)
+    killed = run("train.py", *args, env={"IDAO_FAULT_KILL_AT": kill_at}, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run("train.py", *args, "train.resume=true")
+    assert "resuming from" in resumed.stdout
+    for kind in ("classifier", "regressor"):
+        a, b = _weights(tmp_path / "ref" / "ck" / "cygno" / f"{kind}_last.pt"), _weights(tmp_path / "killed" / "ck" / "cygno" / f"{kind}_last.pt")
+        assert all(torch.equal(a[k], b[k]) for k in a), kind
+        log_a = pd.read_csv(tmp_path / "ref" / "ck" / "cygno" / f"{kind}_log.csv").drop(columns="seconds")
+        log_b = pd.read_csv(tmp_path / "killed" / "ck" / "cygno" / f"{kind}_log.csv").drop(columns="seconds")
+        pd.testing.assert_frame_equal(log_a, log_b)
+
+
+def test_main_job_simulates_when_no_dataset(tmp_path):
+    args = overrides(tmp_path / "missing", tmp_path, epochs=1) + ["data.simulate_scale=0.003", "--only", "classifier"]
+    out = run("train.py", *args).stdout
+    assert "No dataset at" in out and "simulating one (scale 0.003" in out
+    assert (tmp_path / "missing" / "train" / "ER").is_dir()
+
+
+def test_user_errors_exit_2_with_one_line(tmp_path):
+    proc = run("train.py", f"data.root={tmp_path / 'none'}", "data.simulate_scale=0", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "dataset root not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run("report.py", "classifier.epochz=1", check=False)
+    assert proc.returncode == 2 and "no key 'classifier.epochz'" in proc.stderr
+
+
+def test_bad_test_image_stops_submission_without_writing(pipeline, tiny_dataset, tmp_path):
+    """A corrupt PNG in a test folder: exit 2, the file named, and no CSV (nor half a CSV) written."""
+    work, _ = pipeline
+    folder = tmp_path / "new_images"
+    folder.mkdir()
+    for s in split_samples(tiny_dataset, "public_test")[:5]:
+        (folder / s.path.name).write_bytes(s.path.read_bytes())
+    bad = folder / ("f" * 40 + ".png")
+    bad.write_bytes(s.path.read_bytes()[:3000])
+    out = tmp_path / "sub.csv"
+    args = overrides(tiny_dataset, work) + [f"submission.folders={folder}", f"submission.output={out}",
+                                            "data.cache_dir="]
+    proc = run("generate_submission.py", *args, check=False)
+    assert proc.returncode == 2
+    assert f"{bad}: corrupt or truncated PNG" in proc.stderr
+    assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
+    # with on_bad_file=skip the others are predicted; the unreadable one still gets a (neutral) row, with a warning
+    proc = run("generate_submission.py", *args, "data.on_bad_file=skip")
+    assert "1 unreadable image(s) get neutral predictions" in proc.stderr
+    sub = pd.read_csv(out, dtype={"id": str}).set_index("id")
+    assert len(sub) == 6 and sub.loc["f" * 40, "classification_predictions"] == 0.5
+
+
+def test_same_test_id_twice_is_an_error(pipeline, tiny_dataset, tmp_path):
+    work, _ = pipeline
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    s = split_samples(tiny_dataset, "public_test")[0]
+    for folder in (a, b):
+        (folder / s.path.name).write_bytes(s.path.read_bytes())
+    proc = run("generate_submission.py", *overrides(tiny_dataset, work), f"submission.folders={a},{b}",
+               f"submission.output={tmp_path / 'sub.csv'}", check=False)
+    assert proc.returncode == 2
+    assert f"{b / s.path.name}: id '{s.id}' also found as {a / s.path.name}" in proc.stderr
+    assert not (tmp_path / "sub.csv").exists()

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from idao.cygno.metrics import idao_score, roc_auc, summarize
+from idao.cygno.postprocess import nearest, postprocess, predicted_er
+
+
+def test_snap_to_the_six_levels():
+    out = postprocess(np.array([0.2, 2.1, 4.4, 8.1, 14.9, 26, 90]), np.zeros(7), None, "snap")
+    np.testing.assert_array_equal(out, [1, 3, 3, 10, 10, 30, 30])
+
+
+def test_split_uses_the_levels_of_the_predicted_type():
+    energy, score = np.array([2.2, 2.2, 12.0, 12.0]), np.array([0.9, 0.1, 0.9, 0.1])
+    # public: ER {3,10,30}, NR {1,6,20}; private: ER {1,6,20}, NR {3,10,30}
+    np.testing.assert_array_equal(postprocess(energy, score, "public_test", "split"), [3, 1, 10, 6])
+    np.testing.assert_array_equal(postprocess(energy, score, "private_test", "split"), [1, 3, 6, 10])
+    # an unknown folder has no known class set: plain snapping
+    np.testing.assert_array_equal(postprocess(energy, score, "my_folder", "split"), [3, 3, 10, 10])
+
+
+def test_balance_decides_the_type_by_rank():
+    score = np.array([0.2, 0.3, 0.35, 0.4])  # all below 0.5, but half must be ER
+    np.testing.assert_array_equal(predicted_er(score, balance=True), [False, False, True, True])
+    np.testing.assert_array_equal(predicted_er(score, balance=False), [False] * 4)
+
+
+def test_none_keeps_raw_energies():
+    e = np.array([1.7, 22.2])
+    np.testing.assert_array_equal(postprocess(e, np.zeros(2), "public_test", "none"), e)
+    with pytest.raises(ValueError, match="unknown post-processing mode"):
+        postprocess(e, np.zeros(2), "public_test", "round")
+
+
+def test_auc_direction_er_is_positive():
+    """The team that inverted the class direction scored -38 instead of ~900."""
+    is_er = np.array([1, 1, 1, 0, 0, 0], bool)
+    favours_er = np.array([0.9, 0.8, 0.6, 0.4, 0.3, 0.1])
+    assert roc_auc(is_er, favours_er) == 1.0
+    assert roc_auc(is_er, 1 - favours_er) == 0.0
+    assert np.isnan(roc_auc(np.ones(3, bool), np.ones(3)))
+
+
+def test_score_and_summary():
+    assert idao_score(0.99, 0.2) == pytest.approx(790.0)
+    s = summarize([True, True, False, False], [10, 30, 1, 6], [0.9, 0.7, 0.2, 0.6], [10, 20, 1, 6])
+    assert s["auc"] == 1.0 and s["mae"] == pytest.approx(2.5) and s["accuracy"] == 0.75
+    assert s["score"] == pytest.approx(1000 * (1.0 - 2.5))
+    assert s["per_class"]["ER30"] == dict(n=1, mae=10.0, accuracy=1.0)
+    assert s["per_class"]["NR6"]["accuracy"] == 0.0
+
+
+def test_nearest():
+    np.testing.assert_array_equal(nearest(np.array([4.4, 4.6]), [3, 6]), [3, 6])
