@@ -1,6 +1,6 @@
 """Our default pipeline vs the organisers' baseline recipe vs physics features + gradient boosting.
 
-    python benchmarks/compare.py --scale 0.1 --seed 0 --out docs/benchmarks.md
+    python benchmarks/compare.py --scale 0.1 --seed 0 --out docs/compare.md
 
 Every method trains on the same simulated dataset and predicts every test
 image, each in its own fresh process (so peak memory is its own), from cold
