@@ -161,8 +161,9 @@ def predict_outputs(model, objective, data, batch_size: int, rt: Runtime, indice
     for start in tqdm(range(0, len(indices), batch_size), desc="predict", leave=False, disable=not rt.show_progress,
                       mininterval=2):
         x = objective.inputs(data, indices[start : start + batch_size], rt)
+        views = objective.test_views(x) if hasattr(objective, "test_views") else [x]  # test-time augmentation
         with autocast(rt.device, rt.amp):
-            outs.append(squeeze(model(x).float()).cpu().numpy())
+            outs.append((sum(squeeze(model(v).float()) for v in views) / len(views)).cpu().numpy())
     if outs:
         return np.concatenate(outs)
     return np.zeros((0,) + (() if objective.num_outputs == 1 else (objective.num_outputs,)), np.float32)

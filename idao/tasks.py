@@ -91,6 +91,9 @@ class Objective(Protocol):
     def better(self, new: float, best: float | None) -> bool:
         """Whether ``new`` beats ``best`` (None: nothing yet)."""
 
+    # Optional: ``test_views(x) -> list`` of inputs whose raw outputs are averaged at inference
+    # (test-time augmentation); without it the engine predicts ``x`` alone.
+
 
 def canonical_name(name: str) -> str:
     name = ALIASES.get(name, name)

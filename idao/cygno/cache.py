@@ -50,7 +50,7 @@ def decode_crops(paths: list[Path], size: int, mode: str = "centre", pedestal: b
     out = np.empty((len(paths), size, size), np.uint8)
     kept, bad = [], []
     fn = partial(_load_one, size=size, mode=mode, pedestal=pedestal, skip_bad=skip_bad)
-    bar = dict(total=len(paths), desc="decode", unit="img", disable=not progress, mininterval=2)
+    bar = dict(total=len(paths), desc="decode", unit="img", disable=None if progress else True, mininterval=2)  # None: off when not a terminal
     if workers > 1 and len(paths) > 64:
         with ProcessPoolExecutor(workers) as pool:
             results = pool.map(fn, paths, chunksize=32)

@@ -7,6 +7,7 @@ checkpoint, so inference rebuilds exactly the trained preprocessing.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ class CropObjective:
     light_min: float = 1.0
     light_max: float = 1.0
     bin: int = 1
+    views: int = 1  # test-time augmentation: average the outputs over this many of the 8 symmetries
 
     num_outputs = 1
 
@@ -47,6 +49,11 @@ class CropObjective:
         if self.augment:
             x = augment(x, draws[:, 0].long())
         return scale_light(x, draws[:, 1].float(), self.light_min, self.light_max, self.bin)
+
+    def test_views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The first ``views`` symmetries of the square (identity, the 90-degree turns, then the flips)."""
+        turns = [torch.rot90(x, k % 4, dims=(2, 3)) for k in range(self.views)]
+        return [torch.flip(t, dims=(3,)) if k >= 4 else t for k, t in enumerate(turns)]
 
 
 @dataclass(frozen=True)
@@ -128,9 +135,16 @@ def compat_settings(cfg) -> dict:
 
 
 def load_models(cfg, rt, kinds=tuple(OBJECTIVES)) -> dict:
-    """``{kind: (model, objective)}`` from the best checkpoints, ready for inference."""
+    """``{kind: (model, objective)}`` from the best checkpoints, ready for inference; the classifier averages
+    its outputs over ``submission.tta`` symmetries of each image."""
     from ..engine import ModelSettings, RunSettings, load_trained
 
     run = RunSettings.from_config(cfg, "cygno")
-    return {kind: load_trained(run.path(kind, "best"), ModelSettings.from_section(getattr(cfg, kind), kind),
-                               compat_settings(cfg), OBJECTIVES[kind], rt) for kind in kinds}
+    models = {}
+    for kind in kinds:
+        model, objective = load_trained(run.path(kind, "best"), ModelSettings.from_section(getattr(cfg, kind), kind),
+                                        compat_settings(cfg), OBJECTIVES[kind], rt)
+        if kind == "classifier":
+            objective = dataclasses.replace(objective, views=cfg.submission.tta)
+        models[kind] = (model, objective)
+    return models

@@ -9,7 +9,8 @@ from sklearn.metrics import roc_curve
 
 from ..reporting import grid, plt, save_figure
 from .names import ENERGIES
-from .postprocess import nearest
+from .metrics import roc_auc
+from .postprocess import SPLIT_LEVELS, nearest
 
 
 @dataclass
@@ -18,9 +19,11 @@ class SplitResult:
 
     is_er: np.ndarray
     energy: np.ndarray  # true keV
-    score: np.ndarray  # ER probability
+    score: np.ndarray  # submitted ER score
     raw_energy: np.ndarray  # regressor output, keV
     final_energy: np.ndarray  # after post-processing
+    light: np.ndarray  # excess counts around the brightest spot
+    raw_score: np.ndarray  # the classifier's ER probability, before post-processing
 
 
 def plot_roc(results: dict, path: Path) -> None:
@@ -29,7 +32,7 @@ def plot_roc(results: dict, path: Path) -> None:
         if r.is_er.all() or not r.is_er.any():
             continue
         fpr, tpr, _ = roc_curve(r.is_er, r.score)
-        ax.plot(fpr, tpr, label=name)
+        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(r.is_er, r.score):.4f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false positive rate (NR called ER)", ylabel="true positive rate (ER)", title="ROC, ER positive")
     ax.legend()
@@ -107,4 +110,38 @@ def plot_confusion(results: dict, path: Path) -> None:
         ax.set_xticks(range(len(cols)), cols, rotation=90)
         ax.set_yticks(range(len(rows)), rows)
         ax.set(xlabel="predicted", ylabel="true", title=name)
+    save_figure(fig, path)
+
+
+def plot_split_scores(splits: dict, path: Path) -> None:
+    """Per split (labelled or not): the submitted ER score with the 0.5 cut and the fraction called ER.
+
+    ``splits``: ``{name: DataFrame}`` with columns ``score`` and, where labelled, ``true`` (the class name).
+    The classes are balanced within a split, so about half should be called ER.
+    """
+    fig, axes = grid(len(splits))
+    for ax, (name, part) in zip(axes, splits.items()):
+        bins = np.linspace(0, 1, 41)
+        if "true" in part and part["true"].notna().all():
+            for cls, group in part.groupby("true"):
+                ax.hist(group["score"], bins=bins, histtype="step", label=cls)
+            ax.legend(fontsize=7)
+        else:
+            ax.hist(part["score"], bins=bins, color="tab:gray")
+        ax.axvline(0.5, c="k", ls=":")
+        ax.set(yscale="log", xlabel="submitted ER score", ylabel="events",
+               title=f"{name}: {np.mean(part['score'] > 0.5):.1%} called ER (expected ~50 %)")
+    save_figure(fig, path)
+
+
+def plot_split_energies(splits: dict, path: Path) -> None:
+    """Per split: how many events got each submitted energy; the split's allowed levels are marked."""
+    fig, axes = grid(len(splits))
+    for ax, (name, part) in zip(axes, splits.items()):
+        values, counts = np.unique(np.round(part["energy"], 3), return_counts=True)
+        ax.bar(range(len(values)), counts, color="tab:blue")
+        ax.set_xticks(range(len(values)), [f"{v:g}" for v in values], rotation=90)
+        allowed = SPLIT_LEVELS.get(name)
+        note = "allowed: " + ", ".join(f"{p} {allowed[p]}" for p in allowed) if allowed else "any level"
+        ax.set(xlabel="submitted energy [keV]", ylabel="events", title=f"{name}\n{note}")
     save_figure(fig, path)

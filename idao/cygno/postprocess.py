@@ -1,17 +1,32 @@
-"""Snapping predicted energies to the challenge's keV levels.
+"""From the models' outputs to the submitted energy: one of the challenge's keV levels.
 
 The folder fixes the class set (see the facts doc): public_test holds the six
 training classes, private_test the six unseen ones, and given the particle type
-only three levels remain. ``balance`` decides the type by rank, half ER and
-half NR, because the classes are balanced within a split.
+only three levels remain. Modes: ``none`` (the regressor's keV), ``snap``
+(nearest of the six levels), ``split`` (nearest of the three levels of the
+predicted type, from the regressor), ``light`` (the level of the predicted
+type that best fits the event's measured light: no regression at all, see
+``light.py``; it also adds light's evidence to the ER score).
+
+The classes are balanced within a split, and within each light pair of it, so
+``balance`` may use that: ``split`` decides the type by rank, half ER and half
+NR per split; ``pair`` (mode light only) shifts the ER logits of each light
+group (the events whose most likely level is the k-th of their type) so that
+half of the group is called ER: a classifier that calls the faint ER 1 keV
+"NR" because it is faint is corrected where it errs, per group, while the
+ranking inside the group is kept. Both are transductive (they look at the
+whole split) and are recorded in the submission's config.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from .names import ENERGIES, TRAIN_CLASSES, UNSEEN_CLASSES
 
-MODES = ("none", "snap", "split")
+MODES = ("none", "snap", "split", "light")
+BALANCES = ("none", "split", "pair")
+MIN_GROUP = 20  # events a light group needs before ``pair`` balances it
 SPLIT_LEVELS = {
     "public_test": {p: sorted(e for q, e in TRAIN_CLASSES if q == p) for p in ("ER", "NR")},
     "private_test": {p: sorted(e for q, e in UNSEEN_CLASSES if q == p) for p in ("ER", "NR")},
@@ -33,18 +48,52 @@ def predicted_er(score: np.ndarray, balance: bool) -> np.ndarray:
     return is_er
 
 
-def postprocess(energy: np.ndarray, score: np.ndarray, split: str | None, mode: str, balance: bool = False):
-    """Post-processed energies of one split; ``split`` is public_test, private_test or None (unknown)."""
-    energy = np.asarray(energy, float)
+def balance_pairs(logit: np.ndarray, light: np.ndarray, light_model, levels: dict) -> np.ndarray:
+    """ER logits shifted so that each light group's median is 0 (half of it called ER)."""
+    is_er = logit > 0
+    level = light_model.most_likely_level(light, is_er, levels)
+    group = np.where(is_er, np.searchsorted(levels["ER"], level), np.searchsorted(levels["NR"], level))
+    out = logit.copy()
+    for g in np.unique(group):
+        m = group == g
+        if m.sum() >= MIN_GROUP:
+            out[m] -= np.median(logit[m])
+    return out
+
+
+def postprocess(energy: np.ndarray, score: np.ndarray, split: str | None, mode: str, balance: str = "none",
+                light: np.ndarray | None = None, light_model=None, light_weight: float = 0.5):
+    """(ER score, keV) to submit for one split; ``split`` is public_test, private_test or None (unknown).
+
+    Modes none / snap / split keep the classifier's score and post-process the
+    regressor's keV. Mode ``light`` needs each event's ``light`` and the
+    training set's ``light_model``: the score becomes the split's posterior,
+    logit(score) + ``light_weight`` x (light's ER-vs-NR log likelihood ratio
+    over the levels the split allows), and the energy the most likely level of
+    the type decided. ``light_weight`` 0 uses light for the energy alone.
+    """
+    energy, score = np.asarray(energy, float), np.asarray(score, float)
+    if balance not in BALANCES:
+        raise ValueError(f"unknown balance {balance!r}; use one of {BALANCES}")
+    known = split in SPLIT_LEVELS  # an unknown folder: any level, and no balance can be assumed
+    levels = SPLIT_LEVELS[split] if known else {"ER": list(ENERGIES), "NR": list(ENERGIES)}
+    by_rank = balance == "split" and known
     if mode == "none":
-        return energy
-    if mode == "snap" or split not in SPLIT_LEVELS:
-        return nearest(energy, ENERGIES)
+        return score, energy
+    if mode == "light":
+        clipped = np.clip(score, 1e-7, 1 - 1e-7)
+        logit = np.log(clipped) - np.log1p(-clipped) + light_weight * light_model.type_log_ratio(light, levels)
+        if balance == "pair" and known:
+            logit = balance_pairs(logit, light, light_model, levels)
+        score = expit(logit)
+        return score, light_model.most_likely_level(light, predicted_er(score, by_rank), levels)
+    if mode == "snap" or not known:
+        return score, nearest(energy, ENERGIES)
     if mode != "split":
         raise ValueError(f"unknown post-processing mode {mode!r}; use one of {MODES}")
-    is_er = predicted_er(score, balance)
+    is_er = predicted_er(score, by_rank)
     out = np.empty_like(energy)
     for particle, flag in (("ER", True), ("NR", False)):
         m = is_er == flag
-        out[m] = nearest(energy[m], SPLIT_LEVELS[split][particle])
-    return out
+        out[m] = nearest(energy[m], levels[particle])
+    return score, out

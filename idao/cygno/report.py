@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..engine import RunSettings, predict_outputs
@@ -19,57 +20,76 @@ from .dataset import read_labels
 from .metrics import summarize
 from .objectives import OBJECTIVES, load_models
 from .plots import (SplitResult, plot_confusion, plot_energy_comparison, plot_energy_correlation,
-                    plot_energy_histograms, plot_roc)
+                    plot_energy_histograms, plot_roc, plot_split_energies, plot_split_scores)
 from .postprocess import postprocess
-from .submit import COLUMNS
+from .submit import COLUMNS, load_light_model
 from .train import NAME, prepare
 
-POSTPROCESS_CHOICES = (("none", False), ("snap", False), ("split", False), ("split", True))
+POSTPROCESS_CHOICES = (("none", "none"), ("snap", "none"), ("split", "none"), ("split", "split"),
+                       ("light", "none"), ("light", "split"), ("light", "pair"))
 
 
-def validation_result(cfg) -> SplitResult:
+def validation_result(cfg, light_model) -> SplitResult:
     rt = make_runtime(cfg.train)
     _, crops, _, val_idx = prepare(cfg, rt)
     val = crops.subset(val_idx)
     pred = {}
     for kind, (model, objective) in load_models(cfg, rt).items():
         pred[kind] = objective.predict(predict_outputs(model, objective, val, 256, rt))
-    # validation holds the training classes (plus strays): snap to the nearest of the six levels
-    final = postprocess(pred["regressor"], pred["classifier"], None, "snap")
-    return SplitResult(val.is_er, val.energy, pred["classifier"], pred["regressor"], final)
+    # validation holds the training classes (plus strays): its split is unknown, so all six levels are allowed
+    light = val.light()
+    score, final = postprocess(pred["regressor"], pred["classifier"], None, cfg.submission.postprocess,
+                               cfg.submission.balance, light, light_model, cfg.submission.light_weight)
+    return SplitResult(val.is_er, val.energy, score, pred["regressor"], final, light, pred["classifier"])
 
 
-def scored_test_splits(cfg, root: Path) -> dict:
-    """Labelled test splits from the submission CSV and its raw companion."""
-    labels = read_labels(root)
+def submitted_table(cfg, root: Path) -> pd.DataFrame | None:
+    """The submission CSV beside its raw companion and, where known (simulated data), the truth; None if absent."""
     out = Path(cfg.submission.output)
     raw_path = out.with_suffix(".raw.csv")
-    if labels is None or not out.exists() or not raw_path.exists():
-        return {}
+    if not out.exists() or not raw_path.exists():
+        return None
     sub, raw = pd.read_csv(out, dtype={"id": str}), pd.read_csv(raw_path, dtype={"id": str})
     if list(sub.columns) != COLUMNS:
         raise DataError(f"{out}: columns {list(sub.columns)}; expected {COLUMNS}")
     table = raw.merge(sub, on="id", validate="one_to_one")
+    labels = read_labels(root) or {}
     truth = pd.DataFrame([(k, p, e) for k, (p, e) in labels.items()], columns=["id", "particle", "true_energy"])
     table = table.merge(truth, on="id", how="left")
+    table["true"] = np.where(table["particle"].isna(), None,
+                             table["particle"].astype(str) + table["true_energy"].fillna(0).astype(int).astype(str))
+    return table
+
+
+def split_views(table: pd.DataFrame) -> dict:
+    """Per split: submitted score and energy, and the true class where labelled (for the unlabelled-split plots)."""
+    return {split: pd.DataFrame({"score": part[COLUMNS[1]].to_numpy(float), "energy": part[COLUMNS[2]].to_numpy(float),
+                                 "true": part["true"].to_numpy()})
+            for split, part in table.groupby("split", sort=False)}
+
+
+def scored_test_splits(table: pd.DataFrame | None) -> dict:
+    """The labelled test splits of the submitted table, as SplitResults."""
     results = {}
-    for split, part in table.groupby("split", sort=False):
+    for split, part in (table.groupby("split", sort=False) if table is not None else ()):
         if part["particle"].isna().any():
             continue  # a folder without labels (real data, or another folder)
         results[split] = SplitResult(
             (part["particle"] == "ER").to_numpy(), part["true_energy"].to_numpy(int),
-            part[COLUMNS[1]].to_numpy(float), part["energy"].to_numpy(float), part[COLUMNS[2]].to_numpy(float))
+            part[COLUMNS[1]].to_numpy(float), part["energy"].to_numpy(float), part[COLUMNS[2]].to_numpy(float),
+            part["light"].to_numpy(float), part["score"].to_numpy(float))
     return results
 
 
-def postprocess_table(results: dict) -> list[dict]:
+def postprocess_table(results: dict, light_model, light_weight: float) -> list[dict]:
     """Score of each post-processing mode on each labelled test split (from the raw predictions)."""
     rows = []
     for split, r in results.items():
         for mode, balance in POSTPROCESS_CHOICES:
-            energy = postprocess(r.raw_energy, r.score, split, mode, balance)
-            m = summarize(r.is_er, r.energy, r.score, energy)
-            rows.append(dict(split=split, mode=mode + (" + balance" if balance else ""),
+            score, energy = postprocess(r.raw_energy, r.raw_score, split, mode, balance, r.light, light_model,
+                                        light_weight)
+            m = summarize(r.is_er, r.energy, score, energy)
+            rows.append(dict(split=split, mode=mode + (f" + balance {balance}" if balance != "none" else ""),
                              auc=m["auc"], mae=m["mae"], score=m["score"]))
     return rows
 
@@ -91,14 +111,16 @@ def format_log(metrics: dict, pp_rows: list[dict], note: str) -> str:
 def report(cfg) -> dict:
     folder = Path(cfg.report.results_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    results = {"validation": validation_result(cfg)}
+    light_model = load_light_model(cfg)
+    results = {"validation": validation_result(cfg, light_model)}
     root = Path(cfg.data.root)
-    tests = scored_test_splits(cfg, root)
+    table = submitted_table(cfg, root)
+    tests = scored_test_splits(table)
     results.update(tests)
     note = ("test splits scored from " + cfg.submission.output + " against " + str(root / "labels.csv")
             if tests else "no labelled test splits (real data has none, or generate_submission.py has not run)")
     metrics = {name: summarize(r.is_er, r.energy, r.score, r.final_energy) for name, r in results.items()}
-    pp_rows = postprocess_table(tests)
+    pp_rows = postprocess_table(tests, light_model, cfg.submission.light_weight)
 
     histories = load_histories(RunSettings.from_config(cfg, NAME).checkpoint_dir, OBJECTIVES)
     images = [folder / "roc_auc.png", folder / "energy_correlation.png", folder / "energy_comparison.png",
@@ -109,6 +131,13 @@ def report(cfg) -> dict:
     plot_confusion(results, images[3])
     plot_learning_curves(histories, images[4])
     images += plot_energy_histograms(results, folder)
+    splits = split_views(table) if table is not None else {}
+    if splits:  # what a user can check on a split without labels
+        images += [folder / "split_scores.png", folder / "split_energies.png"]
+        plot_split_scores(splits, images[-2])
+        plot_split_energies(splits, images[-1])
+        note += "\nsubmitted splits: " + "; ".join(f"{name} n={len(part)}, called ER {np.mean(part['score'] > 0.5):.1%}"
+                                                    for name, part in splits.items()) + " (classes balanced: expect ~50 %)"
 
     log_text = format_log(metrics, pp_rows, note)
     write_report(folder, log_text, dict(metrics=metrics, postprocess=pp_rows), cfg.to_ini(), images,

@@ -18,6 +18,7 @@ import io
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,35 @@ START_JITTER = 14.0  # px; NR centres: 5-95 % within 263-309
 CANVAS = 256  # signal is drawn on a CANVAS^2 patch around the centre
 
 
+@dataclass(frozen=True)
+class Physics:
+    """Multipliers on the physics we are unsure of (1.0: the calibrated defaults above).
+
+    The robustness sweep (``benchmarks/cygno_scores.py``) moves them one at a
+    time: a model is only worth something if it scores across them.
+    """
+
+    nr_quenching: float = 1.0  # NR light relative to ER at the same keV
+    er_yield: float = 1.0  # camera counts per keV (ER and, through quenching, NR)
+    diffusion: float = 1.0  # spot width (Gaussian sigma) of both types
+    er_range: float = 1.0  # electron track length
+    noise: float = 1.0  # pixel noise
+
+    @classmethod
+    def parse(cls, text: str) -> "Physics":
+        """``"nr_quenching=1.25,noise=0.8"`` -> Physics; "" -> defaults."""
+        values = {}
+        for item in filter(None, (t.strip() for t in text.split(","))):
+            key, _, value = item.partition("=")
+            if key not in {f.name for f in fields(cls)}:
+                raise DataError(f"--physics {item!r}: unknown knob; known: {', '.join(f.name for f in fields(cls))}")
+            try:
+                values[key] = float(value)
+            except ValueError:
+                raise DataError(f"--physics {item!r}: expected {key}=<number>") from None
+        return cls(**values)
+
+
 def _interp_log(table, energy: float) -> float:
     """Interpolate a (keV, value) table linearly in log(E) and log(value)."""
     e, v = np.log([t[0] for t in table]), np.log([t[1] for t in table])
@@ -61,13 +91,13 @@ def _interp_log(table, energy: float) -> float:
     return float(np.exp(np.interp(x, e, v)))
 
 
-def light_yield(particle: str, energy: float) -> float:
+def light_yield(particle: str, energy: float, physics: Physics = Physics()) -> float:
     """Mean excess camera counts of one event."""
-    counts = ER_COUNTS_PER_KEV * energy
-    return counts if particle == "ER" else counts * _interp_log(NR_QUENCHING, energy)
+    counts = ER_COUNTS_PER_KEV * physics.er_yield * energy
+    return counts if particle == "ER" else counts * _interp_log(NR_QUENCHING, energy) * physics.nr_quenching
 
 
-def _track(particle: str, energy: float, rng: np.random.Generator):
+def _track(particle: str, energy: float, rng: np.random.Generator, physics: Physics = Physics()):
     """Points (row, col) along the track in canvas pixels, and their light weights."""
     if particle == "NR":
         length = _interp_log(NR_RANGE_MM, energy) / PX_MM
@@ -77,7 +107,7 @@ def _track(particle: str, energy: float, rng: np.random.Generator):
         dr, dc = np.sin(theta) * length * t, np.cos(theta) * length * t
         return dr, dc, np.full(n, 1.0 / n)
     # ER: the 3D range projected on the camera plane (isotropic dip angle)
-    length = _interp_log(ER_RANGE_MM, energy) / PX_MM * math.sqrt(1 - rng.uniform(-1, 1) ** 2)
+    length = _interp_log(ER_RANGE_MM, energy) * physics.er_range / PX_MM * math.sqrt(1 - rng.uniform(-1, 1) ** 2)
     n = max(4, int(length / 0.3))
     t = np.arange(n) / n
     step = length / n
@@ -89,18 +119,18 @@ def _track(particle: str, energy: float, rng: np.random.Generator):
     return dr, dc, w / w.sum()
 
 
-def render_event(particle: str, energy: float, rng: np.random.Generator) -> np.ndarray:
+def render_event(particle: str, energy: float, rng: np.random.Generator, physics: Physics = Physics()) -> np.ndarray:
     """One 576x576 uint8 image of a recoil of ``particle`` at ``energy`` keV."""
     size = IMAGE_SIZE
-    img = rng.standard_normal((size, size), dtype=np.float32) * PIXEL_NOISE
+    img = rng.standard_normal((size, size), dtype=np.float32) * PIXEL_NOISE * physics.noise
     img += PEDESTAL_MEAN
     img += (rng.standard_normal(size).astype(np.float32) * COLUMN_STRIPES)[None, :]
     img += (rng.standard_normal(size).astype(np.float32) * ROW_OFFSETS)[:, None]
 
     # signal on a patch around the start point
-    light = light_yield(particle, energy) * rng.lognormal(0.0, 0.15)  # GEM gain fluctuations
-    sigma = rng.normal(6.0, 0.5) if particle == "NR" else rng.normal(4.6, 0.35)
-    dr, dc, w = _track(particle, energy, rng)
+    light = light_yield(particle, energy, physics) * rng.lognormal(0.0, 0.15)  # GEM gain fluctuations
+    sigma = (rng.normal(6.0, 0.5) if particle == "NR" else rng.normal(4.6, 0.35)) * physics.diffusion
+    dr, dc, w = _track(particle, energy, rng, physics)
     start = CANVAS / 2 + rng.normal(0.0, START_JITTER, 2)
     r, c = np.clip(start[0] + dr, 1, CANVAS - 2), np.clip(start[1] + dc, 1, CANVAS - 2)
     r0, c0 = np.floor(r).astype(int), np.floor(c).astype(int)
@@ -163,14 +193,14 @@ def plan_dataset(scale: float = 1.0, seed: int = 0) -> list[dict]:
 
 
 def _write_one(args) -> None:
-    root, index, item, seed = args
+    root, index, item, seed, physics = args
     rng = np.random.default_rng([seed, index])
-    img = render_event(item["particle"], item["energy"], rng)
+    img = render_event(item["particle"], item["energy"], rng, physics)
     (root / item["rel"]).write_bytes(encode_png(img))
 
 
 def simulate_dataset(out: str | Path, scale: float = 1.0, seed: int = 0, workers: int | None = None,
-                     overwrite: bool = False, progress: bool = True) -> Path:
+                     overwrite: bool = False, progress: bool = True, physics: Physics = Physics()) -> Path:
     """Write a simulated ``idao_dataset`` to ``out``, with test truth in ``out/labels.csv``.
 
     The dataset is built in ``<out>.partial`` and renamed at the end, so an
@@ -185,8 +215,8 @@ def simulate_dataset(out: str | Path, scale: float = 1.0, seed: int = 0, workers
         for sub in ("train/ER", "train/NR", *TEST_SPLITS):
             (partial / sub).mkdir(parents=True, exist_ok=True)
         workers = workers or os.cpu_count() or 1
-        jobs = [(partial, i, item, seed) for i, item in enumerate(plan)]
-        bar = dict(total=len(jobs), desc="simulate", unit="img", disable=not progress, mininterval=2)
+        jobs = [(partial, i, item, seed, physics) for i, item in enumerate(plan)]
+        bar = dict(total=len(jobs), desc="simulate", unit="img", disable=None if progress else True, mininterval=2)  # None: off when not a terminal
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
                 for _ in tqdm(pool.map(_write_one, jobs, chunksize=16), **bar):
@@ -207,12 +237,15 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--physics", default="", help="multipliers on uncertain physics, e.g. "
+                        "nr_quenching=1.25,er_yield=0.85,diffusion=1.2,er_range=0.7,noise=1.2")
     args = parser.parse_args(argv)
     from ..cli import run_cli
     from .dataset import describe
 
     def job():
-        root = simulate_dataset(args.out, args.scale, args.seed, args.workers, args.overwrite)
+        root = simulate_dataset(args.out, args.scale, args.seed, args.workers, args.overwrite,
+                                physics=Physics.parse(args.physics))
         print(f"wrote {root}\n{describe(root)}")
 
     run_cli(job)

@@ -14,16 +14,22 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_csv, write_text
-from ..engine import predict_outputs
-from ..errors import ConfigError, DataError
+from ..engine import RunSettings, predict_outputs
+from ..errors import DataError
 from ..runtime import make_runtime
 from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_folder
+from .light import LIGHT_MODEL_FILE, LightModel
 from .objectives import load_models
-from .postprocess import MODES, postprocess
+from .postprocess import postprocess
 
 COLUMNS = ["id", "classification_predictions", "regression_predictions"]
 NEUTRAL_KEV = 6.0  # for images that could not be read: mid-range, the least costly single guess
+
+
+def load_light_model(cfg) -> LightModel:
+    """The light model train.py fitted on the training split and wrote beside the checkpoints."""
+    return LightModel.load(RunSettings.from_config(cfg, "cygno").checkpoint_dir / LIGHT_MODEL_FILE)
 
 
 def test_folders(cfg) -> list[Path]:
@@ -52,25 +58,32 @@ def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
         for kind, (model, objective) in models.items():
             raw = predict_outputs(model, objective, crops, cfg.submission.batch_size, rt)
             out[kind] = objective.predict(raw)
-        frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name,
-                                    "score": out["classifier"], "energy": out["regressor"]}))
+        frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name, "score": out["classifier"],
+                                    "energy": out["regressor"], "light": crops.light()}))
         decoded = set(crops.ids)
         unread = [s.id for s in samples if s.id not in decoded]
         if unread:  # only with data.on_bad_file=skip: the leaderboard still needs a row per image
             warnings.warn(f"{folder}: {len(unread)} unreadable image(s) get neutral predictions "
                           f"(score 0.5, {NEUTRAL_KEV} keV), e.g. {unread[0]}", stacklevel=2)
-            frames.append(pd.DataFrame({"id": unread, "split": folder.name, "score": 0.5, "energy": NEUTRAL_KEV}))
+            frames.append(pd.DataFrame({"id": unread, "split": folder.name, "score": 0.5, "energy": NEUTRAL_KEV,
+                                        "light": np.nan}))
     return pd.concat(frames, ignore_index=True)
 
 
-def apply_postprocess(raw: pd.DataFrame, mode: str, balance: bool) -> pd.DataFrame:
-    """The submission table: post-processing runs per split, since each split has its own class set."""
-    if mode not in MODES:
-        raise ConfigError(f"submission.postprocess must be one of {MODES}, got {mode!r}")
-    energy = np.empty(len(raw))
+def decode(raw: pd.DataFrame, sub_cfg, light_model):
+    """(ER score, keV) of every row of ``raw``, split by split (each split has its own class set)."""
+    mode, balance = sub_cfg.postprocess, sub_cfg.balance
+    score, energy = np.empty(len(raw)), np.empty(len(raw))
     for split, idx in raw.groupby("split").indices.items():
-        energy[idx] = postprocess(raw["energy"].values[idx], raw["score"].values[idx], split, mode, balance)
-    return pd.DataFrame({COLUMNS[0]: raw["id"], COLUMNS[1]: raw["score"], COLUMNS[2]: energy})
+        score[idx], energy[idx] = postprocess(raw["energy"].values[idx], raw["score"].values[idx], split, mode,
+                                              balance, raw["light"].values[idx], light_model, sub_cfg.light_weight)
+    unread = raw["light"].isna().to_numpy()  # unreadable images stay neutral
+    return np.where(unread, 0.5, score), np.where(unread, NEUTRAL_KEV, energy)
+
+
+def submission_table(raw: pd.DataFrame, sub_cfg, light_model) -> pd.DataFrame:
+    score, energy = decode(raw, sub_cfg, light_model)
+    return pd.DataFrame({COLUMNS[0]: raw["id"], COLUMNS[1]: score, COLUMNS[2]: energy})
 
 
 def validate_submission(df: pd.DataFrame, expected_ids) -> None:
@@ -94,8 +107,9 @@ def validate_submission(df: pd.DataFrame, expected_ids) -> None:
 
 def generate(cfg) -> pd.DataFrame:
     folders = test_folders(cfg)
+    light_model = load_light_model(cfg)
     raw = predict_folders(cfg, folders)
-    sub = apply_postprocess(raw, cfg.submission.postprocess, cfg.submission.balance)
+    sub = submission_table(raw, cfg.submission, light_model)
     validate_submission(sub, raw["id"])
     out = Path(cfg.submission.output)
     write_csv(raw, out.with_suffix(".raw.csv"))
@@ -103,5 +117,5 @@ def generate(cfg) -> pd.DataFrame:
     write_text(out.with_suffix(".config.ini"), cfg.to_ini())
     counts = ", ".join(f"{k} {v}" for k, v in raw["split"].value_counts(sort=False).items())
     print(f"wrote {out}: {len(sub)} rows ({counts}); post-processing {cfg.submission.postprocess}"
-          f"{' + balance' if cfg.submission.balance else ''}")
+          f" + balance {cfg.submission.balance}")
     return sub

@@ -10,12 +10,13 @@ from ..runtime import training_runtime
 from ..splits import stratified_split
 from .data import load_crops
 from .dataset import check_root, describe, train_samples
+from .light import LIGHT_MODEL_FILE, LightModel
 from .objectives import OBJECTIVES, compat_settings, make_objective
 
 NAME = "cygno"
 
 
-def ensure_dataset(data_cfg) -> Path:
+def ensure_dataset(data_cfg, progress: bool = True) -> Path:
     """The dataset root; with none there and ``simulate_scale`` > 0, simulate one first and say so."""
     root = Path(data_cfg.root)
     if not root.exists() and data_cfg.simulate_scale > 0:
@@ -23,14 +24,14 @@ def ensure_dataset(data_cfg) -> Path:
 
         print(f"No dataset at {root}: simulating one (scale {data_cfg.simulate_scale}, "
               f"seed {data_cfg.simulate_seed}). Set data.root to use real data.")
-        simulate_dataset(root, data_cfg.simulate_scale, data_cfg.simulate_seed, data_cfg.workers)
+        simulate_dataset(root, data_cfg.simulate_scale, data_cfg.simulate_seed, data_cfg.workers, progress=progress)
     return check_root(root)
 
 
 def prepare(cfg, rt):
     """Dataset root, training crops and the stratified (train, val) indices: the same for train and report."""
     with main_process_first(rt.dist):  # rank 0 simulates and fills the crop cache; the others reuse both
-        root = ensure_dataset(cfg.data)
+        root = ensure_dataset(cfg.data, rt.show_progress)
         crops = load_crops(train_samples(root), cfg.data, rt.show_progress)
     train_idx, val_idx = stratified_split(crops.classes, cfg.data.val_fraction, cfg.train.seed)
     return root, crops, train_idx, val_idx
@@ -46,6 +47,11 @@ def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
             print(f"training on {len(train_idx)} images, validating on {len(val_idx)}"
                   + (f", {rt.dist.world} processes" if rt.dist.enabled else ""))
             write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
+            fitted = crops.subset(train_idx)
+            light = LightModel.fit(fitted.light(), fitted.is_er, fitted.energy)
+            light.save(run.checkpoint_dir / LIGHT_MODEL_FILE)
+            print("light model, mean exp(a) keV^b: " + "; ".join(
+                f"{p} a={t.a:.3f} b={t.b:.3f} s0={t.s0:.0f} f={t.f:.3f}" for p, t in (("ER", light.er), ("NR", light.nr))))
         return [fit(kind, ModelSettings.from_section(getattr(cfg, kind), kind), make_objective(kind, cfg),
                     crops.subset(train_idx), crops.subset(val_idx), rt, run, compat_settings(cfg))
                 for kind in kinds]

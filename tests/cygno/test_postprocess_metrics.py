@@ -6,17 +6,34 @@ from idao.cygno.postprocess import nearest, postprocess, predicted_er
 
 
 def test_snap_to_the_six_levels():
-    out = postprocess(np.array([0.2, 2.1, 4.4, 8.1, 14.9, 26, 90]), np.zeros(7), None, "snap")
+    score, out = postprocess(np.array([0.2, 2.1, 4.4, 8.1, 14.9, 26, 90]), np.full(7, 0.3), None, "snap")
     np.testing.assert_array_equal(out, [1, 3, 3, 10, 10, 30, 30])
+    np.testing.assert_array_equal(score, np.full(7, 0.3))  # the regressor modes keep the classifier's score
 
 
 def test_split_uses_the_levels_of_the_predicted_type():
     energy, score = np.array([2.2, 2.2, 12.0, 12.0]), np.array([0.9, 0.1, 0.9, 0.1])
     # public: ER {3,10,30}, NR {1,6,20}; private: ER {1,6,20}, NR {3,10,30}
-    np.testing.assert_array_equal(postprocess(energy, score, "public_test", "split"), [3, 1, 10, 6])
-    np.testing.assert_array_equal(postprocess(energy, score, "private_test", "split"), [1, 3, 6, 10])
+    np.testing.assert_array_equal(postprocess(energy, score, "public_test", "split")[1], [3, 1, 10, 6])
+    np.testing.assert_array_equal(postprocess(energy, score, "private_test", "split")[1], [1, 3, 6, 10])
     # an unknown folder has no known class set: plain snapping
-    np.testing.assert_array_equal(postprocess(energy, score, "my_folder", "split"), [3, 3, 10, 10])
+    np.testing.assert_array_equal(postprocess(energy, score, "my_folder", "split")[1], [3, 3, 10, 10])
+
+
+def test_pair_balance_calls_half_of_each_light_group_er():
+    """A classifier biased towards NR on the faint pair is corrected per light group, keeping its ranking."""
+    from idao.cygno.light import LightModel, TypeLight
+
+    model = LightModel(TypeLight(np.log(620), 1.0, 120, 0.15), TypeLight(np.log(330), 1.0, 120, 0.15))  # NR: 0.53 x ER
+    rng = np.random.default_rng(0)
+    light = np.concatenate([rng.normal(620, 100, 50), rng.normal(990, 120, 50)])  # private ER1 then NR3
+    score = np.concatenate([np.linspace(0.2, 0.45, 50), np.linspace(0.02, 0.3, 50)])  # ranked right, all below 0.5
+    plain, _ = postprocess(np.zeros(100), score, "private_test", "light", "none", light, model, 0.0)
+    fixed, energy = postprocess(np.zeros(100), score, "private_test", "light", "pair", light, model, 0.0)
+    assert np.mean(plain[:50] > 0.5) < 0.1 and np.mean(fixed[:50] > 0.5) >= 0.75
+    assert np.mean(fixed > 0.5) == pytest.approx(0.5, abs=0.02)
+    assert np.mean(energy[:50] == 1) >= 0.75 and np.mean(energy[50:] == 3) >= 0.75
+    assert np.all(np.diff(fixed[np.argsort(plain, kind="stable")]) >= -1e-12)  # one group: the ranking is kept
 
 
 def test_balance_decides_the_type_by_rank():
@@ -27,7 +44,7 @@ def test_balance_decides_the_type_by_rank():
 
 def test_none_keeps_raw_energies():
     e = np.array([1.7, 22.2])
-    np.testing.assert_array_equal(postprocess(e, np.zeros(2), "public_test", "none"), e)
+    np.testing.assert_array_equal(postprocess(e, np.zeros(2), "public_test", "none")[1], e)
     with pytest.raises(ValueError, match="unknown post-processing mode"):
         postprocess(e, np.zeros(2), "public_test", "round")
 

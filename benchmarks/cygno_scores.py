@@ -1,0 +1,125 @@
+"""CYGNO scores that hold: the default pipeline over seeds, scales and simulator physics it was not tuned on.
+
+    python benchmarks/cygno_scores.py --out docs/cygno_scores.md            # the committed table
+    python benchmarks/cygno_scores.py --scales 0.05 --seeds 0 --sweep ""     # one quick point
+
+Each point simulates a fresh dataset (scale, seed, physics multipliers; see
+``idao.cygno.simulate.Physics``), runs train -> generate_submission with the
+default config (``config.ini`` overrides only the paths), and scores the
+CSV against the simulated truth. The sweep moves one physics knob at a time;
+the table ends with the worst point. Submission time is compared with the
+time to only decode the same test PNGs, measured at every point.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from idao.config import load_config
+from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples
+from idao.cygno.images import read_image
+from idao.cygno.metrics import summarize
+from idao.cygno.simulate import Physics, simulate_dataset
+from idao.cygno.submit import generate
+from idao.cygno.train import train
+
+SWEEP = "nr_quenching=0.75,nr_quenching=1.25,er_yield=0.85,er_yield=1.15,diffusion=0.8,diffusion=1.2," \
+        "er_range=0.7,er_range=1.3,noise=0.8,noise=1.2"
+WORKERS = 2
+
+
+def decode_floor(root: Path) -> float:
+    paths = [s.path for split in TEST_SPLITS for s in split_samples(root, split)]
+    t = time.perf_counter()
+    with ProcessPoolExecutor(WORKERS) as pool:
+        for _ in pool.map(read_image, paths, chunksize=32):
+            pass
+    return time.perf_counter() - t
+
+
+def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list[str]) -> dict:
+    root = simulate_dataset(work / "data", scale, seed, WORKERS, progress=False, physics=Physics.parse(physics))
+    cfg = load_config(overrides=[f"data.root={root}", f"data.cache_dir={work / 'cache'}", f"train.seed={seed}",
+                                 f"train.checkpoint_dir={work / 'ck'}", "train.progress=false",
+                                 f"submission.output={work / 'submission.csv'}", *overrides], echo=False)
+    t = time.perf_counter()
+    train(cfg)
+    train_s = time.perf_counter() - t
+    floor_s = decode_floor(root)
+    t = time.perf_counter()
+    sub = generate(cfg).set_index("id")
+    submit_s = time.perf_counter() - t
+    labels = read_labels(root)
+    row = dict(scale=scale, seed=seed, physics=physics or "defaults", train_s=train_s, submit_s=submit_s,
+               floor_s=floor_s)
+    for split in TEST_SPLITS:
+        ids = [s.id for s in split_samples(root, split)]
+        is_er = np.array([labels[i][0] == "ER" for i in ids])
+        energy = np.array([labels[i][1] for i in ids])
+        m = summarize(is_er, energy, sub.loc[ids].iloc[:, 0].to_numpy(), sub.loc[ids].iloc[:, 1].to_numpy())
+        key = split.split("_")[0]
+        row[key] = m["score"]
+        row[f"{key}_auc"], row[f"{key}_mae"] = m["auc"], m["mae"]
+        row[f"{key}_classes"] = ", ".join(f"{c} {v['accuracy']:.2f}/{v['mae']:.2f}" for c, v in m["per_class"].items())
+    shutil.rmtree(work)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", default="0.05,0.1", help="scales run with every seed, default physics")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--sweep", default=SWEEP, help="physics points (comma-separated knob=value), each one alone")
+    parser.add_argument("--sweep-scale", type=float, default=0.2)
+    parser.add_argument("--sweep-seed", type=int, default=0)
+    parser.add_argument("--out", help="also write the markdown table here")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every point (default: none)")
+    args = parser.parse_args()
+    points = [(float(sc), int(sd), "") for sc in args.scales.split(",") if sc for sd in args.seeds.split(",") if sd]
+    points += [(args.sweep_scale, args.sweep_seed, p) for p in args.sweep.split(",") if p]
+    rows = []
+    for scale, seed, physics in points:
+        work = Path(tempfile.mkdtemp(prefix="idao-scores-"))
+        rows.append(run_point(work, scale, seed, physics, args.overrides))
+        r = rows[-1]
+        print(f"scale {scale} seed {seed} {r['physics']}: public {r['public']:.0f} private {r['private']:.0f} "
+              f"(train {r['train_s']:.0f} s, submission {r['submit_s']:.1f} s = {r['submit_s'] / r['floor_s']:.2f}x "
+              f"the decode floor)", flush=True)
+    table = pd.DataFrame(rows)
+    lines = [f"Command: `python benchmarks/cygno_scores.py --scales {args.scales} --seeds {args.seeds} "
+             f"--sweep-scale {args.sweep_scale}{' ' + ' '.join(args.overrides) if args.overrides else ''}`; "
+             f"{WORKERS} CPU cores; default config. Type accuracy / MAE (keV) per class.", "",
+             "| scale | seed | physics | public | private | public AUC / MAE | private AUC / MAE | train s | "
+             "submission s | x decode floor | private per class |", "|---:|---:|---|---:|---:|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['scale']} | {r['seed']} | {r['physics']} | {r['public']:.0f} | {r['private']:.0f} | "
+                     f"{r['public_auc']:.4f} / {r['public_mae']:.3f} | {r['private_auc']:.4f} / {r['private_mae']:.3f} | "
+                     f"{r['train_s']:.0f} | {r['submit_s']:.1f} | {r['submit_s'] / r['floor_s']:.2f} | "
+                     f"{r['private_classes']} |")
+    lines.append("")
+    for (scale, group) in table[table.physics == "defaults"].groupby("scale"):
+        lines.append(f"- scale {scale}, default physics, seeds {', '.join(map(str, group.seed))}: public mean "
+                     f"{group.public.mean():.0f} (spread {np.ptp(group.public):.0f}), private mean "
+                     f"{group.private.mean():.0f} (spread {np.ptp(group.private):.0f}), worst private "
+                     f"{group.private.min():.0f}")
+    worst = table.loc[table.private.idxmin()]
+    lines.append(f"- worst point overall: scale {worst.scale}, seed {worst.seed}, {worst.physics}: public "
+                 f"{worst.public:.0f}, private {worst.private:.0f}; worst public {table.public.min():.0f}")
+    lines.append(f"- submission time: at most {(table.submit_s / table.floor_s).max():.2f}x the PNG-decode floor")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        from idao.atomic import write_text
+
+        write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()

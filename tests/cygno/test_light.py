@@ -1,0 +1,70 @@
+"""The light measurement and the light model that turns (type, light) into a keV level."""
+import numpy as np
+import pytest
+
+from idao.cygno.images import PEDESTAL
+from idao.cygno.light import LightModel, spot_light
+from idao.cygno.postprocess import SPLIT_LEVELS, postprocess
+from idao.errors import CheckpointError, DataError
+
+
+def blob(light: float, sigma: float, centre=(70, 50), size=128) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    g = np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * sigma**2))
+    return g / g.sum() * light
+
+
+def test_spot_light_counts_the_excess_around_an_off_centre_spot():
+    rng = np.random.default_rng(0)
+    crops = np.stack([np.clip(np.rint(PEDESTAL + blob(L, 5.0) + rng.normal(0, 3.45, (128, 128))), 0, 255)
+                      for L in (600, 3000, 12000)]).astype(np.uint8)
+    light = spot_light(crops)
+    np.testing.assert_allclose(light, [600, 3000, 12000], atol=250)  # aperture noise ~3.45 x sqrt(1257) ~ 120
+
+
+def synthetic_training(rng, n=200):
+    """ER light 620 counts/keV, NR quenched (light 300 E^1.4), 10 % gain spread and 120 counts of noise."""
+    rows = []
+    for is_er, levels, mean in ((True, (3, 10, 30), lambda e: 620 * e), (False, (1, 6, 20), lambda e: 300 * e**1.4)):
+        for e in levels:
+            mu = mean(e)
+            rows += [(is_er, e, mu * rng.lognormal(0, 0.1) + rng.normal(0, 120)) for _ in range(n)]
+    is_er, energy, light = map(np.array, zip(*rows))
+    return light, is_er, energy
+
+
+def test_light_model_decodes_unseen_levels_from_the_type(tmp_path):
+    rng = np.random.default_rng(1)
+    model = LightModel.fit(*synthetic_training(rng))
+    assert model.er.b == pytest.approx(1.0, abs=0.05) and model.nr.b == pytest.approx(1.4, abs=0.1)
+    # private levels, never seen in training: ER 1/6/20, NR 3/10/30
+    light = np.array([620 * 1, 620 * 6, 620 * 20, 300 * 3**1.4, 300 * 10**1.4, 300 * 30**1.4])
+    is_er = np.array([True, True, True, False, False, False])
+    np.testing.assert_array_equal(model.most_likely_level(light, is_er, SPLIT_LEVELS["private_test"]),
+                                  [1, 6, 20, 3, 10, 30])
+    model.save(tmp_path / "light.json")
+    assert LightModel.load(tmp_path / "light.json") == model
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="not a light model"):
+        LightModel.load(tmp_path / "bad.json")
+
+
+def test_light_mode_adds_light_evidence_and_uses_the_decided_type():
+    rng = np.random.default_rng(2)
+    model = LightModel.fit(*synthetic_training(rng))
+    # public: an event with ER10's light (6200) and an undecided classifier is ER10, not NR6 (2300) or NR20
+    score, energy = postprocess(np.zeros(2), np.array([0.5, 0.5]), "public_test", "light", "none",
+                                np.array([6200.0, 300 * 20**1.4]), model, 0.5)
+    assert score[0] > 0.5 and score[1] < 0.5
+    np.testing.assert_array_equal(energy, [10, 20])
+    # weight 0: the score is the classifier's, light decides the level only
+    score, energy = postprocess(np.zeros(1), np.array([0.9]), "private_test", "light", "none",
+                                np.array([4000.0]), model, 0.0)
+    assert score[0] == pytest.approx(0.9) and energy[0] == 6  # called ER: the ER level that fits that light
+
+
+def test_light_model_needs_two_levels_per_type():
+    light, is_er, energy = synthetic_training(np.random.default_rng(3))
+    keep = ~is_er | (energy == 3)
+    with pytest.raises(DataError, match="two or more ER energies"):
+        LightModel.fit(light[keep], is_er[keep], energy[keep])
