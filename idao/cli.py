@@ -33,7 +33,10 @@ def main(job: str, argv=None) -> None:
     from .config import CORE_PATH_KEYS, add_config_args, load_config
     from .tasks import get_task
 
-    parser = argparse.ArgumentParser(description=JOBS[job])
+    from .config import describe_defaults
+
+    parser = argparse.ArgumentParser(description=JOBS[job], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="settings (section.key = default):\n" + describe_defaults())
     add_config_args(parser)
     if job == "train":
         parser.add_argument("--only", metavar="MODEL", help="train just this one of the task's models "
@@ -45,10 +48,13 @@ def main(job: str, argv=None) -> None:
         cfg = load_config(args.config, args.overrides, echo=echo)
         task = get_task(cfg.task.name)
         cfg.resolve_paths(CORE_PATH_KEYS + task.path_keys)
+        if args.print_config:
+            print(cfg.to_ini(), end="")
+            return None
         only = getattr(args, "only", None)
         if only is not None and only not in task.models:
             raise ConfigError(f"--only {only}: task {task.name} trains {', '.join(task.models)}")
-        task.check(cfg)
+        task.check(cfg, job)
         return task.train(cfg, only) if job == "train" else getattr(task, job)(cfg)
 
     run_cli(run)

@@ -144,9 +144,29 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), echo:
     return Config(sections, bases)
 
 
+def describe_defaults() -> str:
+    """Every key as ``section.key = default``, each under the comment lines the defaults give it (for --help)."""
+    lines, comment, section = [], [], ""
+    for path in DEFAULT_FILES:
+        for raw in path.read_text().splitlines():
+            line = raw.strip()
+            if line.startswith((";", "#")):
+                comment.append(line.lstrip(";# ").rstrip())
+            elif line.startswith("[") and line.endswith("]"):
+                section, comment = line[1:-1], []
+            elif "=" in line and section:
+                key, _, value = line.partition("=")
+                lines += [f"  # {c}" for c in comment if c] + [f"  {section}.{key.strip()} = {value.strip()}"]
+                comment = []
+            else:
+                comment = []
+    return "\n".join(lines)
+
+
 def add_config_args(parser) -> None:
-    """The two arguments every script shares."""
+    """The arguments every script shares."""
     parser.add_argument("--config", default=None,
                         help="ini file with your settings (default: ./config.ini when present; "
                              "relative paths in it resolve against its folder)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="override config keys")

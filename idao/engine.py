@@ -244,7 +244,7 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
                          scheduler=scheduler.state_dict(), epoch=epoch, best=best, best_epoch=best_epoch,
                          history=history, kind=name, model_name=settings.model, config=run.config,
                          objective=dataclasses.asdict(objective), metric_name=objective.metric_name,
-                         world_size=rt.dist.world)
+                         world_size=rt.dist.world, provenance=rt.provenance())
             if improved:
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)

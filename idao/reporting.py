@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -57,11 +58,23 @@ def plot_learning_curves(histories: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def strict_json(value):
+    """NaN and infinities -> null, recursively: metrics.json stays valid JSON for every parser."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_report(folder: Path, log_text: str, metrics: dict, config_ini: str, images: list[Path],
-                 title: str) -> None:
+                 title: str, provenance: dict | None = None) -> None:
     """``report.log``, ``metrics.json``, ``config.ini`` and ``index.html`` (text, then every figure) in ``folder``."""
     write_text(folder / "report.log", log_text)
-    write_text(folder / "metrics.json", json.dumps(metrics, indent=2))
+    payload = {**metrics, "provenance": provenance} if provenance else metrics
+    write_text(folder / "metrics.json", json.dumps(strict_json(payload), indent=2, allow_nan=False))
     write_text(folder / "config.ini", config_ini)
     figures = "\n".join(f'<figure><img src="{p.name}" alt="{p.stem}"><figcaption>{p.stem}</figcaption></figure>'
                         for p in images)

@@ -7,13 +7,29 @@ device and for this process's rank.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import functools
+import platform
+import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed
 
+from . import __version__
 from .distributed import DistInfo, init_distributed
+
+
+@functools.cache
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
+                             timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -38,6 +54,12 @@ class Runtime:
     fmt: torch.memory_format
     progress: bool
     dist: DistInfo = DistInfo()
+
+    def provenance(self) -> dict:
+        """What produced an output: versions, git commit (when run from a checkout), date, device, processes."""
+        return dict(idao=__version__, torch=str(torch.__version__), python=platform.python_version(),
+                    git_commit=_git_commit(), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    device=str(self.device), world_size=self.dist.world)
 
     @property
     def show_progress(self) -> bool:

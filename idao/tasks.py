@@ -39,8 +39,9 @@ class Task(Protocol):
     models: tuple[str, ...]  # the models train.py trains, in order (--only picks one)
     path_keys: tuple[str, ...]  # "section.key" settings holding paths (resolved against their config file)
 
-    def check(self, cfg) -> None:
-        """Every setting and path checked, before any expensive work: raise ``ConfigError``/``DataError``."""
+    def check(self, cfg, job: str) -> None:
+        """Every setting, and the paths ``job`` (train, generate, report) reads and writes, checked before any
+        expensive work: raise ``ConfigError``/``DataError`` (rules: ``idao/schema.py``)."""
 
     def ensure_data(self, cfg) -> Path:
         """The training data's location; with none there, simulate a small demo dataset first (and say so)."""

@@ -53,6 +53,20 @@ def read_folder(folder: str | Path, expect_particle: str | None = None) -> list[
     return samples
 
 
+def read_test_folder(folder: str | Path) -> list[Sample]:
+    """Images to predict: any ``.png`` name; the id is the name without ``.png`` (labelled IDAO names keep
+    their label, which the report can use). The leaderboard's own test names are 40 hex digits."""
+    samples = []
+    for path in list_pngs(Path(folder)):
+        try:
+            name = parse_name(path)
+        except DataError:
+            samples.append(Sample(path, path.stem, None, None))
+        else:
+            samples.append(Sample(path, name.id, name.particle, name.energy))
+    return samples
+
+
 def check_root(root: str | Path) -> Path:
     root = Path(root)
     if not root.is_dir():

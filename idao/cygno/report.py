@@ -29,8 +29,7 @@ POSTPROCESS_CHOICES = (("none", "none"), ("snap", "none"), ("split", "none"), ("
                        ("light", "none"), ("light", "split"), ("light", "pair"))
 
 
-def validation_result(cfg, light_model) -> SplitResult:
-    rt = make_runtime(cfg.train)
+def validation_result(cfg, light_model, rt) -> SplitResult:
     _, crops, _, val_idx = prepare(cfg, rt)
     val = crops.subset(val_idx)
     pred = {}
@@ -112,7 +111,8 @@ def report(cfg) -> dict:
     folder = Path(cfg.report.results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     light_model = load_light_model(cfg)
-    results = {"validation": validation_result(cfg, light_model)}
+    rt = make_runtime(cfg.train)
+    results = {"validation": validation_result(cfg, light_model, rt)}
     root = Path(cfg.data.root)
     table = submitted_table(cfg, root)
     tests = scored_test_splits(table)
@@ -141,7 +141,7 @@ def report(cfg) -> dict:
 
     log_text = format_log(metrics, pp_rows, note)
     write_report(folder, log_text, dict(metrics=metrics, postprocess=pp_rows), cfg.to_ini(), images,
-                 "idao report: CYGNO")
+                 "idao report: CYGNO", rt.provenance())
     print(log_text, end="")
     for split in ("public_test", "private_test"):
         if split in metrics:

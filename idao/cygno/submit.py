@@ -18,7 +18,7 @@ from ..engine import RunSettings, predict_outputs
 from ..errors import DataError
 from ..runtime import make_runtime
 from .data import load_crops
-from .dataset import TEST_SPLITS, check_root, read_folder
+from .dataset import TEST_SPLITS, check_root, read_test_folder
 from .light import LIGHT_MODEL_FILE, LightModel
 from .objectives import load_models
 from .postprocess import postprocess
@@ -48,7 +48,7 @@ def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
     models = load_models(cfg, rt)
     frames, seen = [], {}
     for folder in folders:
-        samples = read_folder(folder)
+        samples = read_test_folder(folder)
         for s in samples:
             if s.id in seen:
                 raise DataError(f"{s.path}: id {s.id!r} also found as {seen[s.id]}; ids must be unique")

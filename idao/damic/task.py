@@ -17,6 +17,7 @@ from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import ConfigError, DataError
 from ..models import check_model_name
+from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules, check_writable_dir
 from ..reporting import load_histories, plot_learning_curves, write_report
 from ..runtime import make_runtime, training_runtime
 from ..splits import stratified_split
@@ -29,6 +30,11 @@ NAME = "damic"
 MODEL = "track"  # the one model: checkpoints track_best.pt / track_last.pt
 COMPAT_KEYS = ("classes", "window", "bin", "log_scale", "add_noise")  # a checkpoint must match these
 BOX_TARGETS = ("corner", "centre_log")
+RULES = {  # beside the defaults in config.ini; see idao/schema.py
+    "damic.simulate_events": NON_NEGATIVE, "damic.simulate_seed": NON_NEGATIVE, "damic.val_fraction": FRACTION,
+    "damic.bin": Range(1, 16), "damic.model.box_weight": Range(0, 1, open_high=True),
+    "damic.model.box_target": Choice(BOX_TARGETS),
+}
 
 
 def names(text: str, key: str) -> tuple[str, ...]:
@@ -275,7 +281,7 @@ def report(cfg) -> dict:
     plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[4])
     log_text = format_log(metrics, note)
     write_report(folder, log_text, dict(classes=list(objective.classes), metrics=metrics), cfg.to_ini(), images,
-                 "idao report: DAMIC-M tracks")
+                 "idao report: DAMIC-M tracks", rt.provenance())
     print(log_text, end="")
     print(f"report: {folder / 'index.html'}")
     return metrics
@@ -287,7 +293,8 @@ class DamicTask:
     models = (MODEL,)
     path_keys = ("damic.train", "damic.test", "damic.output.predictions", "damic.output.results_dir")
 
-    def check(self, cfg) -> None:
+    def check(self, cfg, job: str) -> None:
+        check_rules(cfg, RULES, ("damic.model",))
         dcfg, mcfg = cfg.damic, model_section(cfg)
         model_classes(dcfg)
         names(dcfg.packed_labels, "packed_labels")
@@ -295,6 +302,26 @@ class DamicTask:
         if mcfg.box_target not in BOX_TARGETS:
             raise ConfigError(f"damic.model.box_target = {mcfg.box_target!r}: expected one of {', '.join(BOX_TARGETS)}")
         check_model_name(mcfg.model)
+        run = RunSettings.from_config(cfg, NAME)
+        if job == "train":
+            train = sources(dcfg.train)
+            if not train:
+                raise ConfigError("damic.train is empty: name the training files or folders")
+            for source in train:
+                if Path(source).exists() or dcfg.simulate_events <= 0:
+                    check_readable(source, "damic.train")
+            check_writable_dir(run.checkpoint_dir, "train.checkpoint_dir")
+        else:
+            check_readable(run.path(MODEL, "best"), "train.checkpoint_dir", "checkpoint (run train.py first)")
+        out = cfg.section("damic.output")
+        if job == "generate":
+            for source in sources(dcfg.test):
+                check_readable(source, "damic.test")
+            check_writable_dir(Path(out.predictions).parent, "damic.output.predictions")
+        if job == "report":
+            for source in sources(dcfg.train):
+                check_readable(source, "damic.train (report.py scores the data the model trained on)")
+            check_writable_dir(out.results_dir, "damic.output.results_dir")
 
     def ensure_data(self, cfg) -> Path | None:
         return ensure_data(cfg.damic)

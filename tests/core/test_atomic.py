@@ -29,3 +29,13 @@ def test_csv_write_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_csv(pd.DataFrame({"id": ["b"], "x": [2.0]}), target)
     assert target.read_text() == before
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    """mkstemp makes 0600 files; outputs get what open() would give, so teammates and web servers can read them."""
+    import subprocess
+    import sys
+
+    code = f"from idao.atomic import write_text; write_text({str(tmp_path / 'index.html')!r}, '<html>')"
+    subprocess.run(["bash", "-c", f"umask 022 && {sys.executable} -c \"{code}\""], check=True)
+    assert (tmp_path / "index.html").stat().st_mode & 0o777 == 0o644

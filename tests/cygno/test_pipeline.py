@@ -27,7 +27,7 @@ def overrides(dataset: Path, work: Path, epochs: int = 4) -> list[str]:
 @pytest.fixture(scope="module")
 def pipeline(tiny_dataset, tmp_path_factory):
     work = tmp_path_factory.mktemp("run")
-    args = overrides(tiny_dataset, work, epochs=6)
+    args = overrides(tiny_dataset, work, epochs=12)
     outputs = [run(script, *args).stdout for script in ("train.py", "generate_submission.py", "report.py")]
     return work, outputs
 
@@ -89,7 +89,7 @@ def test_report_files(pipeline):
     html = (results / "index.html").read_text()
     assert 'src="roc_auc.png"' in html and "AUC=" in html
     log = pd.read_csv(work / "ck" / "cygno" / "classifier_log.csv")
-    assert list(log["epoch"]) == list(range(6))
+    assert list(log["epoch"]) == list(range(12))
     assert "[classifier]" in (work / "ck" / "cygno" / "config.ini").read_text()
 
 
@@ -137,7 +137,7 @@ def test_bad_test_image_stops_submission_without_writing(pipeline, tiny_dataset,
     folder.mkdir()
     for s in split_samples(tiny_dataset, "public_test")[:5]:
         (folder / s.path.name).write_bytes(s.path.read_bytes())
-    bad = folder / ("f" * 40 + ".png")
+    bad = folder / "event_001.png"  # any name: the id is the name without .png
     bad.write_bytes(s.path.read_bytes()[:3000])
     out = tmp_path / "sub.csv"
     args = overrides(tiny_dataset, work) + [f"submission.folders={folder}", f"submission.output={out}",
@@ -150,7 +150,7 @@ def test_bad_test_image_stops_submission_without_writing(pipeline, tiny_dataset,
     proc = run("generate_submission.py", *args, "data.on_bad_file=skip")
     assert "1 unreadable image(s) get neutral predictions" in proc.stderr
     sub = pd.read_csv(out, dtype={"id": str}).set_index("id")
-    assert len(sub) == 6 and sub.loc["f" * 40, "classification_predictions"] == 0.5
+    assert len(sub) == 6 and sub.loc["event_001", "classification_predictions"] == 0.5
 
 
 def test_same_test_id_twice_is_an_error(pipeline, tiny_dataset, tmp_path):
@@ -165,3 +165,16 @@ def test_same_test_id_twice_is_an_error(pipeline, tiny_dataset, tmp_path):
     assert proc.returncode == 2
     assert f"{b / s.path.name}: id '{s.id}' also found as {a / s.path.name}" in proc.stderr
     assert not (tmp_path / "sub.csv").exists()
+
+
+def test_real_images_are_typed_right_by_a_model_trained_on_simulation(pipeline, tiny_dataset, real_images, tmp_path):
+    """The four genuine IDAO images (NR 1, NR 20, ER 10, ER 30 keV) predicted as a folder of any image names."""
+    work, _ = pipeline
+    out = tmp_path / "real.csv"
+    run("generate_submission.py", *overrides(tiny_dataset, work), f"submission.folders={real_images[0].parent}",
+        f"submission.output={out}")
+    sub = pd.read_csv(out, dtype={"id": str})
+    called_er = dict(zip(sub["id"], sub["classification_predictions"] > 0.5))
+    assert len(called_er) == len(real_images) == 4
+    for path in real_images:
+        assert called_er[path.stem] == ("_ER_" in path.name), path.name
