@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from idao.atomic import write_text
 from idao.config import load_config
 from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples
 from idao.cygno.images import read_image
@@ -92,6 +93,11 @@ def main() -> None:
         print(f"scale {scale} seed {seed} {r['physics']}: public {r['public']:.0f} private {r['private']:.0f} "
               f"(train {r['train_s']:.0f} s, submission {r['submit_s']:.1f} s = {r['submit_s'] / r['floor_s']:.2f}x "
               f"the decode floor)", flush=True)
+        write_table(rows, args)  # after every point, so a long run's partial table is never lost
+
+
+def write_table(rows: list[dict], args) -> None:
+    """The markdown table of every point so far, with the summary lines (to --out, else printed)."""
     table = pd.DataFrame(rows)
     lines = [f"Command: `python benchmarks/cygno_scores.py --scales {args.scales} --seeds {args.seeds} "
              f"--sweep-scale {args.sweep_scale}{' ' + ' '.join(args.overrides) if args.overrides else ''}`; "
@@ -114,11 +120,10 @@ def main() -> None:
                  f"{worst.public:.0f}, private {worst.private:.0f}; worst public {table.public.min():.0f}")
     lines.append(f"- submission time: at most {(table.submit_s / table.floor_s).max():.2f}x the PNG-decode floor")
     text = "\n".join(lines) + "\n"
-    print(text)
     if args.out:
-        from idao.atomic import write_text
-
         write_text(args.out, text)
+    else:
+        print(text)
 
 
 if __name__ == "__main__":

@@ -55,9 +55,11 @@ def _coerce(value: str, like, where: str):
 class Config:
     """Sections as attributes: ``cfg.classifier.epochs``, ``cfg.section("damic.model")``. ``as_dict()`` for saving."""
 
-    def __init__(self, sections: dict[str, dict], bases: dict[tuple[str, str], Path] | None = None):
+    def __init__(self, sections: dict[str, dict], bases: dict[tuple[str, str], Path] | None = None,
+                 explicit: set | None = None):
         self._sections = {name: SimpleNamespace(**values) for name, values in sections.items()}
         self._bases = bases or {}  # (section, key) -> folder of the config file that set it
+        self._explicit = explicit or set()  # (section, key) the user set, in a file or on the command line
 
     def __getattr__(self, name: str):
         try:
@@ -78,6 +80,24 @@ class Config:
         buf = io.StringIO()
         parser.write(buf)
         return buf.getvalue()
+
+    def adopt(self, saved: dict, keys, must_match=(), where: str = "the checkpoint") -> list[str]:
+        """Take ``keys`` ("section.key") from ``saved`` (a config recorded with a checkpoint) unless the user set
+        them; a user's value for a ``must_match`` key that differs is an error. Returns the keys taken."""
+        taken = []
+        for dotted in keys:
+            section, _, key = dotted.rpartition(".")
+            if key not in saved.get(section, {}):
+                continue
+            value, mine = saved[section][key], getattr(self._sections[section], key)
+            if (section, key) not in self._explicit:
+                if value != mine:
+                    setattr(self._sections[section], key, value)
+                    taken.append(f"{dotted} = {value!r}")
+            elif dotted in must_match and value != mine:
+                raise ConfigError(f"{dotted} = {mine!r} conflicts with {where}, trained with {value!r}; "
+                                  "drop the setting (it is read from the checkpoint) or retrain")
+        return taken
 
     def resolve_paths(self, keys) -> None:
         """Make the paths of ``keys`` (``section.key``, comma-separated lists allowed) absolute: against the folder
@@ -119,7 +139,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), echo:
     for default in DEFAULT_FILES:
         for name, values in _read_ini(default).items():
             sections.setdefault(name, {}).update({k: _parse_value(v) for k, v in values.items()})
-    bases = {}
+    bases, explicit = {}, set()
     if path is None and Path(USER_CONFIG).is_file():
         path = USER_CONFIG
     if path is not None:
@@ -130,6 +150,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), echo:
                     raise ConfigError(f"{path}: [{name}] {key}: no such setting (known: {_known(sections, name)})")
                 sections[name][key] = _coerce(text, sections[name][key], f"{path}: [{name}] {key}")
                 bases[(name, key)] = path.resolve().parent
+                explicit.add((name, key))
     for item in overrides:
         key, sep, value = item.partition("=")
         section, dot, name = key.rpartition(".")
@@ -139,9 +160,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), echo:
             raise ConfigError(f"override {item!r}: no key {key!r} (known: {_known(sections, section)})")
         sections[section][name] = _coerce(value, sections[section][name], f"override {item!r}")
         bases.pop((section, name), None)
+        explicit.add((section, name))
         if echo:
             print(f"Overriding: {key} = {sections[section][name]!r}")
-    return Config(sections, bases)
+    return Config(sections, bases, explicit)
 
 
 def describe_defaults() -> str:

@@ -6,11 +6,12 @@
    ``data_test`` / ``labels_test``), whose integer labels name classes through
    ``damic.packed_labels``.
 
-Each event is kept as its track cropped to the bounding box of its non-zero
-energy pixels (float32 eV) with the box's place in the frame, so thousands of
-300x300 frames fit in memory. An event without deposited energy (a noise-only
-frame) is represented by its noise instead. Noise frames are kept sparse
-(dark current occupies ~0.03 % of pixels).
+Each event is kept as its track cropped to its box (float32 eV) with the box's
+place in the frame, so thousands of 300x300 frames fit in memory. The track is
+the cluster of touching pixels holding the most charge (``track_box``), so
+scattered dark-current pixels never stretch the box over the frame. An event
+without deposited energy (a noise-only frame) is represented by its noise
+instead. Noise frames are kept sparse (dark current occupies ~0.03 % of pixels).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import DataError
 
@@ -73,16 +75,29 @@ def _sparse(frame: np.ndarray):
     return rows.astype(np.int32), cols.astype(np.int32), frame[rows, cols].astype(np.float32)
 
 
+def track_box(frame: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(row, col, height, width) of the frame's track: the cluster of touching pixels (gaps of one pixel bridged)
+    holding the most charge. Scattered dark-current pixels never stretch the box; None for an empty frame."""
+    hit = frame > 0
+    if not hit.any():
+        return None
+    labels, n = ndimage.label(ndimage.binary_dilation(hit, structure=np.ones((3, 3), bool)))
+    best = 1 + int(np.argmax(ndimage.sum(frame, labels, index=np.arange(1, n + 1)))) if n > 1 else 1
+    rows, cols = np.nonzero(hit & (labels == best))
+    r0, c0 = rows.min(), cols.min()
+    return int(r0), int(c0), int(rows.max() + 1 - r0), int(cols.max() + 1 - c0)
+
+
 def crop_event(energy: np.ndarray, noise: np.ndarray | None):
-    """(track, box, noise) of one frame: the energy cropped to its non-zero pixels, or the noise if none."""
+    """(track, box, noise) of one frame: the energy cropped to its track's box, or the noise if there is none."""
     shown = energy if energy.any() or noise is None else noise
-    rows, cols = np.nonzero(shown)
-    if len(rows) == 0:
+    box = track_box(shown)
+    if box is None:
         return np.zeros((1, 1), np.float32), np.array([0, 0, 1, 1]), None
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    track = shown[r0:r1, c0:c1].astype(np.float32)
+    r0, c0, h, w = box
+    track = shown[r0 : r0 + h, c0 : c0 + w].astype(np.float32)
     extra = _sparse(noise) if noise is not None and shown is energy else None
-    return track, np.array([r0, c0, r1 - r0, c1 - c0]), extra
+    return track, np.array(box), extra
 
 
 def _check_frames(path, arr, name: str, ndim: int) -> np.ndarray:
@@ -146,27 +161,36 @@ def read_event_files(paths: list[Path], labelled: bool = True) -> Events:
                   np.array(particles, dtype=object).astype(str), noise)
 
 
-def read_packed(path: Path, label_names: tuple[str, ...]) -> Events:
-    """A packed file: ``data``/``labels`` or ``data_test``/``labels_test``; label i is ``label_names[i]``."""
+def read_packed(path: Path, label_names: tuple[str, ...], labelled: bool = True) -> Events:
+    """A packed file: ``data``/``labels`` or ``data_test``/``labels_test``; label i is ``label_names[i]``.
+
+    To predict (``labelled=False``) the frames alone are enough: every event's class is then "".
+    """
     with _open(path) as z:
         keys = next((k for k in (("data", "labels"), ("data_test", "labels_test")) if set(k) <= set(z.files)), None)
+        if keys is None and not labelled:
+            keys = next(((k, None) for k in ("data", "data_test") if k in z.files), None)
         if keys is None:
             raise DataError(f"{path}: expected arrays data/labels or data_test/labels_test, found {z.files}")
         data = _check_frames(path, z[keys[0]], keys[0], 3)
-        labels = np.asarray(z[keys[1]])
-    if labels.ndim != 1 or len(labels) != len(data):
+        labels = None if keys[1] is None else np.asarray(z[keys[1]])
+    if labels is None:
+        labels_text = np.full(len(data), "")
+    elif labels.ndim != 1 or len(labels) != len(data):
         raise DataError(f"{path}: {keys[1]!r} has shape {labels.shape} for {len(data)} frames in {keys[0]!r}")
-    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= len(label_names):
+    elif not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= len(label_names):
         raise DataError(f"{path}: {keys[1]!r} holds values {np.unique(labels)[:10].tolist()}, but "
-                        f"damic.packed_labels names {len(label_names)} classes ({','.join(label_names)})")
+                        f"damic.packed_labels names {len(label_names)} classes ({','.join(label_names)}): "
+                        f"expected integers 0 to {len(label_names) - 1}, found {labels.dtype}")
+    else:
+        labels_text = np.array([label_names[i] for i in labels])
     tracks, boxes = [], []
     for frame in data:
         track, box, _ = crop_event(frame, None)
         tracks.append(track)
         boxes.append(box)
     ids = [f"{path.stem}:{i}" for i in range(len(data))]
-    return Events(ids, tracks, np.array(boxes, dtype=int),
-                  np.array([label_names[i] for i in labels]), [None] * len(data))
+    return Events(ids, tracks, np.array(boxes, dtype=int).reshape(-1, 4), labels_text, [None] * len(data))
 
 
 def read_events(source: str | Path, label_names: tuple[str, ...], labelled: bool = True) -> Events:
@@ -184,7 +208,7 @@ def read_events(source: str | Path, label_names: tuple[str, ...], labelled: bool
         raise DataError(f"{path}: no such file or folder")
     with _open(path) as z:
         per_event = "energy" in z.files
-    return read_event_files([path], labelled) if per_event else read_packed(path, label_names)
+    return read_event_files([path], labelled) if per_event else read_packed(path, label_names, labelled)
 
 
 def concat(parts: list[Events]) -> Events:

@@ -35,7 +35,9 @@ def classification_metrics(label: np.ndarray, probs: np.ndarray, classes) -> dic
     aucs = [per_class[classes[j]]["auc"] for j in present]
     auc = per_class[classes[1]]["auc"] if k == 2 else float(np.nanmean(aucs)) if aucs else float("nan")
     macro = {key: float(np.mean([per_class[classes[j]][key] for j in present])) for key in ("precision", "recall", "f1")}
-    return dict(n=len(label), accuracy=float(np.mean(pred == label)), auc=auc, macro=macro, per_class=per_class,
+    balanced = float(np.mean([per_class[classes[j]]["recall"] for j in present])) if present else float("nan")
+    return dict(n=len(label), accuracy=float(np.mean(pred == label)), balanced_accuracy=balanced, auc=auc,
+                macro=macro, per_class=per_class,
                 confusion=confusion_matrix(label, pred, labels=range(k)).tolist())
 
 

@@ -37,6 +37,7 @@ class TrackObjective:
     box_target: str = "corner"  # corner: (row, col, h, w) fractions; centre_log: (centre row, centre col, log h, log w)
     mean: float = 0.0
     std: float = 1.0
+    class_fractions: tuple[float, ...] = ()  # of the training set: the prior the probabilities carry
 
     metric_name = "log-loss"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..atomic import write_csv, write_text
+from ..checkpoint import load_checkpoint
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import ConfigError, DataError
@@ -30,6 +31,10 @@ NAME = "damic"
 MODEL = "track"  # the one model: checkpoints track_best.pt / track_last.pt
 COMPAT_KEYS = ("classes", "window", "bin", "log_scale", "add_noise")  # a checkpoint must match these
 BOX_TARGETS = ("corner", "centre_log")
+# what generate_submission.py and report.py read from the checkpoint unless set (the data too: the report's
+# validation split must be the one the model was validated on)
+REMEMBERED = ("damic.classes", "damic.packed_labels", "damic.window", "damic.bin", "damic.log_scale", "damic.add_noise",
+              "damic.train", "damic.val_fraction", "train.seed", "damic.model.model")
 RULES = {  # beside the defaults in config.ini; see idao/schema.py
     "damic.simulate_events": NON_NEGATIVE, "damic.simulate_seed": NON_NEGATIVE, "damic.val_fraction": FRACTION,
     "damic.bin": Range(1, 16), "damic.model.box_weight": Range(0, 1, open_high=True),
@@ -104,11 +109,18 @@ def ensure_data(dcfg) -> Path | None:
     return train
 
 
-def prepare(cfg, rt) -> tuple[Events, np.ndarray, np.ndarray]:
-    """Training events and their stratified (train, val) indices: the same for train and report."""
-    with main_process_first(rt.dist):
-        ensure_data(cfg.damic)
-    events = load_events(cfg.damic.train, cfg.damic, classes=model_classes(cfg.damic), verbose=rt.dist.main)
+def prepare(cfg, rt, simulate: bool = True) -> tuple[Events, np.ndarray, np.ndarray]:
+    """Training events and their stratified (train, val) indices: the same for train and report (which never
+    simulates: it scores the data the checkpoint was trained on)."""
+    if simulate:
+        with main_process_first(rt.dist):
+            ensure_data(cfg.damic)
+    classes = model_classes(cfg.damic)
+    events = load_events(cfg.damic.train, cfg.damic, classes=classes, verbose=rt.dist.main)
+    counts = {c: int((events.particle == c).sum()) for c in classes}
+    if min(counts.values()) < 2:
+        raise DataError(f"{cfg.damic.train}: every class of damic.classes needs training events, found "
+                        + ", ".join(f"{c} {n}" for c, n in counts.items()))
     train_idx, val_idx = stratified_split(events.particle, cfg.damic.val_fraction, cfg.train.seed)
     return events, train_idx, val_idx
 
@@ -124,7 +136,31 @@ def make_objective(cfg, train: Events) -> TrackObjective:
     objective = TrackObjective(model_classes(dcfg), window, dcfg.bin, dcfg.log_scale, dcfg.add_noise, mcfg.augment,
                                mcfg.box_weight, mcfg.box_target)
     mean, std = fit_stats(objective, train)
-    return dataclasses.replace(objective, mean=mean, std=std)
+    fractions = tuple(float(np.mean(train.label == j)) for j in range(len(objective.classes)))
+    return dataclasses.replace(objective, mean=mean, std=std, class_fractions=fractions)
+
+
+def parse_priors(text, classes: tuple[str, ...]) -> np.ndarray | None:
+    """``damic.test_priors`` ("electron=0.77,muon=0.23") as fractions in class order; None when empty."""
+    if not str(text).strip():
+        return None
+    try:
+        values = {k.strip(): float(v) for k, _, v in (item.partition("=") for item in str(text).split(","))}
+    except ValueError:
+        raise ConfigError(f"damic.test_priors = {text!r}: expected class=fraction pairs, e.g. electron=0.77,muon=0.23") from None
+    if set(values) != set(classes) or min(values.values()) <= 0:
+        raise ConfigError(f"damic.test_priors = {text!r}: give a positive fraction for each of {', '.join(classes)}")
+    priors = np.array([values[c] for c in classes])
+    return priors / priors.sum()
+
+
+def with_priors(probs: np.ndarray, training: tuple[float, ...], priors: np.ndarray | None) -> np.ndarray:
+    """Class probabilities re-weighted from the training set's class fractions to the test file's expected ones
+    (Bayes' rule): the threshold moves where the classes are not balanced as in training."""
+    if priors is None or not training:
+        return probs
+    weighted = probs * (priors / np.maximum(np.asarray(training), 1e-9))
+    return weighted / weighted.sum(axis=1, keepdims=True)
 
 
 def train_model(cfg, train: Events, val: Events, rt, run: RunSettings) -> dict:
@@ -166,10 +202,12 @@ def frame_boxes(objective: TrackObjective, events: Events, box_fraction: np.ndar
     return np.column_stack([origin + px[:, :2], px[:, 2:]])
 
 
-def predictions(model, objective: TrackObjective, events: Events, rt, batch_size: int = 256) -> pd.DataFrame:
-    """One row per event: id, class probabilities, predicted class, box in frame pixels."""
+def predictions(model, objective: TrackObjective, events: Events, rt, batch_size: int = 256,
+                priors: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per event: id, class probabilities (for the test ``priors`` when given), predicted class, box."""
     pred = objective.predict(predict_outputs(model, objective, events, batch_size, rt))
     n = len(objective.classes)
+    pred[:, :n] = with_priors(pred[:, :n], objective.class_fractions, priors)
     table = pd.DataFrame({"id": events.ids})
     for j, c in enumerate(objective.classes):
         table[f"p_{c}"] = pred[:, j]
@@ -190,7 +228,7 @@ def generate(cfg) -> pd.DataFrame:
     rt = make_runtime(cfg.train)
     model, objective = load_model(cfg, rt)
     events = load_events(cfg.damic.test, cfg.damic, labelled=False)
-    table = predictions(model, objective, events, rt)
+    table = predictions(model, objective, events, rt, priors=parse_priors(cfg.damic.test_priors, objective.classes))
     probs = table[[f"p_{c}" for c in objective.classes]].to_numpy()
     if not np.isfinite(table[list(BOX_COLUMNS)].to_numpy()).all() or not np.allclose(probs.sum(1), 1, atol=1e-4):
         raise DataError("predictions are not finite probabilities and boxes; refusing to write them")
@@ -264,12 +302,13 @@ def report(cfg) -> dict:
     rt = make_runtime(cfg.train)
     run = RunSettings.from_config(cfg, NAME)
     model, objective = load_model(cfg, rt, run)
-    events, _, val_idx = prepare(cfg, rt)
+    events, _, val_idx = prepare(cfg, rt, simulate=False)
     val = events.subset(val_idx)
     results = {"validation": track_result(objective, val, predictions(model, objective, val, rt))}
     tests = test_results(cfg, objective)
     results.update(tests)
-    note = (f"test sets scored from {cfg.section('damic.output').predictions}" if tests
+    note = (f"test sets scored from {cfg.section('damic.output').predictions}"
+            + (f" with class priors {cfg.damic.test_priors}" if cfg.damic.test_priors else "") if tests
             else "no labelled test set (damic.test unlabelled or empty, or generate_submission.py has not run)")
     metrics = {name: summarize(r) for name, r in results.items()}
     images = [folder / name for name in ("confusion.png", "roc_per_class.png", "iou_histogram.png",
@@ -303,6 +342,15 @@ class DamicTask:
             raise ConfigError(f"damic.model.box_target = {mcfg.box_target!r}: expected one of {', '.join(BOX_TARGETS)}")
         check_model_name(mcfg.model)
         run = RunSettings.from_config(cfg, NAME)
+        if job != "train":  # runs that remember: the settings the checkpoint was trained with
+            check_readable(run.path(MODEL, "best"), "train.checkpoint_dir", "checkpoint (run train.py first)")
+            saved = load_checkpoint(run.path(MODEL, "best"))["config"]
+            taken = cfg.adopt(saved, REMEMBERED, must_match=[f"damic.{k}" for k in COMPAT_KEYS] + ["damic.packed_labels"],
+                              where=str(run.path(MODEL, "best")))
+            if taken:
+                print("from the checkpoint: " + ", ".join(taken))
+            dcfg, mcfg = cfg.damic, model_section(cfg)
+        parse_priors(dcfg.test_priors, model_classes(dcfg))
         if job == "train":
             train = sources(dcfg.train)
             if not train:

@@ -18,7 +18,7 @@ from idao.damic.task import frame_boxes
 from idao.runtime import Runtime
 from idao.errors import DataError
 
-from conftest import SHARED, run
+from conftest import ROOT, SHARED, run
 
 CPU = Runtime(torch.device("cpu"), False, torch.contiguous_format, False)
 CLASSES = ("electron", "muon", "alpha", "noise")
@@ -42,14 +42,31 @@ def test_packed_reader_crops_each_track_to_its_box(tmp_path):
     frames = np.zeros((3, 10, 12))
     frames[0, 2:4, 5:8] = 3.77
     frames[1, 7, 1] = 7.54
-    frames[2, 0, 0], frames[2, 9, 11] = 3.77, 3.77  # a sparse noise-like frame spans the whole frame
+    frames[2, 0, 0], frames[2, 9, 11] = 3.77, 7.54  # scattered dark current: the box is its brightest cluster
     for keys in (("data", "labels"), ("data_test", "labels_test")):
         ev = read_events(packed(tmp_path / f"{keys[0]}.npz", frames, [0, 1, 1], keys), ("electron", "muon"))
         assert ev.ids == [f"{keys[0]}:0", f"{keys[0]}:1", f"{keys[0]}:2"]
         assert ev.particle.tolist() == ["electron", "muon", "muon"]
-        assert ev.boxes.tolist() == [[2, 5, 2, 3], [7, 1, 1, 1], [0, 0, 10, 12]]
+        assert ev.boxes.tolist() == [[2, 5, 2, 3], [7, 1, 1, 1], [9, 11, 1, 1]]
         np.testing.assert_allclose(ev.tracks[0], frames[0, 2:4, 5:8], rtol=1e-6)
-        np.testing.assert_allclose(ev.energy, frames.sum((1, 2)))
+        np.testing.assert_allclose(ev.energy, [frames[0].sum(), frames[1].sum(), 7.54], rtol=1e-6)  # track energy
+
+
+def test_track_is_found_among_scattered_noise_pixels_and_centred(tmp_path):
+    """Dark current scattered over the frame (the noisy thesis file) must not stretch the box or move the window."""
+    rng = np.random.default_rng(0)
+    frame = np.zeros((200, 150))
+    frame[150:158, 120:126] = rng.integers(1, 200, (8, 6)) * EV_PER_ELECTRON  # an off-centre track
+    frame[150:158, 126] = 0
+    frame[152, 127] = 2 * EV_PER_ELECTRON  # touching the track across a one-pixel gap: part of it
+    noisy = frame + rng.poisson(1 / 300, frame.shape) * EV_PER_ELECTRON  # 10x the real dark current
+    noisy[150:158, 126] = 0
+    ev = read_events(packed(tmp_path / "n.npz", np.stack([frame, noisy]), [1, 1]), ("electron", "muon"))
+    assert ev.boxes[0].tolist() == [150, 120, 8, 8]
+    r, c, h, w = ev.boxes[1]  # the same track, at most a noise pixel touching it added
+    assert 148 <= r <= 150 and 118 <= c <= 120 and r + h >= 158 and c + w >= 128 and h <= 10 and w <= 10
+    windows = TrackObjective(("electron", "muon"), (16, 16), bin=1).raw_windows(ev, [0, 1])
+    assert windows[1].sum() >= frame.sum() - 1e-3  # centred on the track: all of its charge is in the window
 
 
 @pytest.mark.parametrize("make, message", [
@@ -273,7 +290,7 @@ def test_checkpoint_holds_the_training_statistics(damic_run):
 def test_damic_settings_must_match_the_checkpoint(damic_run):
     _, _, args, _ = damic_run
     proc = run("generate_submission.py", *args, "damic.bin=4", check=False)
-    assert proc.returncode == 2 and "trained with damic.bin = 2 but the config has 4" in proc.stderr
+    assert proc.returncode == 2 and "damic.bin = 4 conflicts with" in proc.stderr and "trained with 2" in proc.stderr
     proc = run("train.py", *[a for a in args if not a.startswith("task.")], "task.name=cygnus", check=False)
     assert proc.returncode == 2 and "task.name = 'cygnus'" in proc.stderr
 
@@ -307,3 +324,42 @@ def test_simulator_calibrated_against_the_thesis_file():
         # electrons match closely; simulated muons deposit ~20 % less than the real ones (documented)
         assert sim_kev == pytest.approx(real_kev, rel=0.2 if particle == "electron" else 0.35), particle
         assert sim_side == pytest.approx(real_side, rel=0.35), particle
+
+
+def test_runs_remember_their_training_settings(damic_run, tmp_path):
+    """Predicting and reporting need no training overrides: classes, window, data... come from the checkpoint,
+    and nothing is simulated."""
+    work, sim, args, _ = damic_run
+    keep = [a for a in args if a.split("=")[0] in ("task.name", "train.checkpoint_dir", "train.progress",
+                                                   "train.threads", "damic.test")]
+    out = tmp_path / "pred.csv"
+    proc = run(str(ROOT / "generate_submission.py"), *keep, "damic.classes=electron,muon,alpha,noise",
+               f"damic.output.predictions={out}", cwd=tmp_path)
+    assert "from the checkpoint: damic.train" in proc.stdout and len(pd.read_csv(out)) > 0
+    proc = run(str(ROOT / "report.py"), *keep, f"damic.output.predictions={out}", f"damic.output.results_dir={tmp_path / 'r'}",
+               cwd=tmp_path)
+    assert "[validation]" in proc.stdout and not (tmp_path / "data").exists()  # scored, nothing simulated
+    proc = run(str(ROOT / "generate_submission.py"), *keep, "damic.classes=electron,muon", check=False, cwd=tmp_path)
+    assert proc.returncode == 2 and "damic.classes = 'electron,muon' conflicts with" in proc.stderr
+
+
+def test_unlabelled_packed_file_is_predicted_and_bad_training_labels_are_errors(tmp_path):
+    frames = np.zeros((4, 10, 10))
+    frames[:, 3:5, 3:6] = 3.77
+    np.savez(tmp_path / "only.npz", data_test=frames)
+    ev = read_events(tmp_path / "only.npz", ("electron", "muon"), labelled=False)
+    assert len(ev) == 4 and set(ev.particle) == {""}
+    with pytest.raises(DataError, match="expected arrays data/labels"):
+        read_events(tmp_path / "only.npz", ("electron", "muon"))  # training needs labels
+    with pytest.raises(DataError, match="expected integers 0 to 1"):
+        read_events(packed(tmp_path / "f.npz", frames, [0.0, 1.0, 0.5, 1.0]), ("electron", "muon"))
+
+
+def test_test_priors_move_the_decision():
+    from idao.damic.task import parse_priors, with_priors
+
+    probs = np.array([[0.4, 0.6], [0.7, 0.3]])  # trained 50/50
+    moved = with_priors(probs, (0.5, 0.5), parse_priors("electron=0.77,muon=0.23", ("electron", "muon")))
+    assert moved[0].argmax() == 0 and moved[1].argmax() == 0  # a 77 % electron file: 0.6 muon is not enough
+    np.testing.assert_allclose(moved.sum(1), 1.0)
+    np.testing.assert_allclose(with_priors(probs, (0.5, 0.5), None), probs)
