@@ -115,9 +115,26 @@ def _check_frames(path, arr, name: str, ndim: int) -> np.ndarray:
 
 def _open(path: Path):
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read file ({e.strerror or e})") from e
+    if magic[:2] != b"PK":  # every .npz is a zip archive
+        raise DataError(f"{path}: not an .npz file (not a zip archive; a text or .npy file renamed?)")
+    try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from e
+
+
+def _array(path: Path, z, name: str) -> np.ndarray:
+    """One array of an open .npz; arrays of Python objects are refused (loading them could run code)."""
+    try:
+        return z[name]
+    except ValueError as e:
+        raise DataError(f"{path}: array {name!r} holds Python objects (dtype object); expected numbers") from e
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: array {name!r} is unreadable (truncated file?): {e}") from e
 
 
 def particle_of(path: Path, required: bool = True) -> str:
@@ -139,8 +156,8 @@ def read_event_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         if "energy" not in z.files:
             raise DataError(f"{path}: no 'energy' array (keys: {z.files}); expected a per-event file "
                             "with energy and noise, or packed data/labels")
-        energy = _check_frames(path, z["energy"], "energy", 2)
-        noise = _check_frames(path, z["noise"], "noise", 2) if "noise" in z.files else None
+        energy = _check_frames(path, _array(path, z, "energy"), "energy", 2)
+        noise = _check_frames(path, _array(path, z, "noise"), "noise", 2) if "noise" in z.files else None
     if noise is not None and noise.shape != energy.shape:
         raise DataError(f"{path}: 'noise' is {noise.shape} but 'energy' is {energy.shape}; they must match")
     return energy, noise
@@ -172,8 +189,8 @@ def read_packed(path: Path, label_names: tuple[str, ...], labelled: bool = True)
             keys = next(((k, None) for k in ("data", "data_test") if k in z.files), None)
         if keys is None:
             raise DataError(f"{path}: expected arrays data/labels or data_test/labels_test, found {z.files}")
-        data = _check_frames(path, z[keys[0]], keys[0], 3)
-        labels = None if keys[1] is None else np.asarray(z[keys[1]])
+        data = _check_frames(path, _array(path, z, keys[0]), keys[0], 3)
+        labels = None if keys[1] is None else np.asarray(_array(path, z, keys[1]))
     if labels is None:
         labels_text = np.full(len(data), "")
     elif labels.ndim != 1 or len(labels) != len(data):

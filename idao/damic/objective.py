@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from scipy.special import softmax
 
 from . import models  # noqa: F401  (registers track_cnn)
+from ..errors import DataError
 from .io import EV_PER_ELECTRON, Events
 
 
@@ -176,5 +177,8 @@ def fit_stats(objective: TrackObjective, data: Events, chunk: int = 256) -> tupl
         total_sq += float((x * x).sum())
         count += x.numel()
     mean = total / count
-    std = max((total_sq / count - mean * mean) ** 0.5, 1e-6)
+    std = (max(total_sq / count - mean * mean, 0.0)) ** 0.5
+    if std < 1e-6:
+        raise DataError(f"the {len(data)} training windows are all {mean:g}: no charge in any training frame "
+                        "(all-zero data?), nothing to learn from")
     return mean, std

@@ -76,7 +76,10 @@ def test_track_is_found_among_scattered_noise_pixels_and_centred(tmp_path):
     (lambda p: packed(p, np.full((2, 4, 4), np.nan), [0, 1]), "non-finite values"),
     (lambda p: packed(p, -np.ones((2, 4, 4)), [0, 1]), "negative energies"),
     (lambda p: packed(p, np.zeros((2, 4, 4)), [0, 1], ("images", "y")), "expected arrays data/labels or data_test"),
-    (lambda p: p.write_bytes(b"not a zip") and p, "not a readable .npz file"),
+    (lambda p: p.write_bytes(b"not a zip") and p, "not an .npz file \\(not a zip archive"),
+    (lambda p: p.write_bytes(b"PK\x03\x04 truncated") and p, "not a readable .npz file"),
+    (lambda p: np.savez(p, data=np.array([[[1.0]], "x"], dtype=object), labels=[0, 1]),
+     "array 'data' holds Python objects"),
 ])
 def test_packed_reader_errors_name_the_file(tmp_path, make, message):
     path = tmp_path / "bad.npz"
@@ -353,6 +356,15 @@ def test_unlabelled_packed_file_is_predicted_and_bad_training_labels_are_errors(
         read_events(tmp_path / "only.npz", ("electron", "muon"))  # training needs labels
     with pytest.raises(DataError, match="expected integers 0 to 1"):
         read_events(packed(tmp_path / "f.npz", frames, [0.0, 1.0, 0.5, 1.0]), ("electron", "muon"))
+
+
+def test_all_zero_training_windows_are_an_error(tmp_path):
+    from idao.damic.objective import fit_stats
+
+    ev, _ = read_events(packed(tmp_path / "z.npz", np.zeros((4, 6, 6)), [0, 1, 0, 1]), ("electron", "muon")).select(
+        ("electron", "muon"))
+    with pytest.raises(DataError, match="no charge in any training frame"):
+        fit_stats(TrackObjective(("electron", "muon"), (4, 4), bin=1), ev)
 
 
 def test_test_priors_move_the_decision():
