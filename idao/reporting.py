@@ -33,28 +33,31 @@ def grid(n: int, size=4.2):
 
 
 def load_histories(checkpoint_dir: Path, names) -> dict:
-    """``{name: (history, metric name)}`` from each model's last checkpoint, where there is one."""
+    """``{name: (history, metric name, best epoch)}`` from each model's last checkpoint, where there is one."""
     out = {}
     for name in names:
         path = Path(checkpoint_dir) / f"{name}_last.pt"
         if path.exists():
             state = load_checkpoint(path)
-            out[name] = (state["history"], state.get("metric_name", "metric"))
+            out[name] = (state["history"], state.get("metric_name", "metric"), state.get("best_epoch", -1))
     return out
 
 
 def plot_learning_curves(histories: dict, path: Path) -> None:
     """Training loss and validation metric per epoch, one panel per model."""
-    fig, axes = grid(max(1, len(histories)))
-    for ax, (name, (history, metric_name)) in zip(axes, histories.items()):
+    fig, axes = grid(max(1, len(histories)), size=5.2)
+    for ax, (name, (history, metric_name, best_epoch)) in zip(axes, histories.items()):
         epochs = [h["epoch"] + 1 for h in history]
-        ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train loss")
+        ax.plot(epochs, [h["train_loss"] for h in history], "o-", ms=3, label="train loss")
         ax.set(xlabel="epoch", ylabel="train loss", title=name)
         ax2 = ax.twinx()
-        ax2.plot(epochs, [h["val_metric"] for h in history], "s--", c="tab:orange", label="validation metric")
+        ax2.plot(epochs, [h["val_metric"] for h in history], "s--", ms=3, c="tab:orange", label=f"validation {metric_name}")
+        if best_epoch >= 0:
+            ax.axvline(best_epoch + 1, c="tab:green", ls=":", label=f"kept: epoch {best_epoch + 1}")
         ax2.set_ylabel(f"validation {metric_name}")
-        ax.legend(loc="upper left")
-        ax2.legend(loc="upper right")
+        ax.legend(loc="upper left", fontsize=8)
+        ax2.legend(loc="upper right", fontsize=8)
+    fig.tight_layout(w_pad=3.0)  # room for each panel's right-hand axis
     save_figure(fig, path)
 
 
@@ -69,19 +72,45 @@ def strict_json(value):
     return value
 
 
+def html_table(header: list[str], rows: list[list]) -> str:
+    """A plain HTML table; floats shown with 4 significant digits."""
+    def cell(v):
+        return f"{v:.4g}" if isinstance(v, float) else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def write_report(folder: Path, log_text: str, metrics: dict, config_ini: str, images: list[Path],
-                 title: str, provenance: dict | None = None) -> None:
-    """``report.log``, ``metrics.json``, ``config.ini`` and ``index.html`` (text, then every figure) in ``folder``."""
+                 title: str, provenance: dict | None = None, headline: str = "", banner: str = "",
+                 tables: list[tuple[str, list[str], list[list]]] = ()) -> None:
+    """``report.log``, ``metrics.json``, ``config.ini`` and ``index.html`` in ``folder``.
+
+    The page opens with the ``headline`` (the numbers a user came for) and the ``banner`` (e.g. SIMULATED
+    DATA), then the metric ``tables`` (title, header, rows), every figure, and the full log.
+    """
     write_text(folder / "report.log", log_text)
     payload = {**metrics, "provenance": provenance} if provenance else metrics
     write_text(folder / "metrics.json", json.dumps(strict_json(payload), indent=2, allow_nan=False))
     write_text(folder / "config.ini", config_ini)
     figures = "\n".join(f'<figure><img src="{p.name}" alt="{p.stem}"><figcaption>{p.stem}</figcaption></figure>'
                         for p in images)
+    sections = "\n".join(f"<h3>{html.escape(name)}</h3>{html_table(header, rows)}" for name, header, rows in tables)
+    made = (f"<p class=small>idao {html.escape(str(provenance.get('idao')))}, commit "
+            f"{html.escape(str(provenance.get('git_commit')))}, {html.escape(str(provenance.get('date')))}, "
+            f"{html.escape(str(provenance.get('device')))}</p>") if provenance else ""
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;margin:2em}} img{{max-width:100%}} figure{{display:inline-block;margin:1em}}</style>
-</head><body><h1>{html.escape(title)}</h1><pre>{html.escape(log_text)}</pre>
+<style>body{{font-family:sans-serif;margin:2em;max-width:110em}} img{{max-width:100%}}
+figure{{display:inline-block;margin:1em;vertical-align:top}} table{{border-collapse:collapse;margin:0.5em 0 1em}}
+td,th{{border:1px solid #ccc;padding:0.2em 0.6em;text-align:right}} th{{background:#f3f3f3}}
+.headline{{font-size:1.6em;font-weight:bold}} .banner{{background:#fff3cd;border:1px solid #e0c060;padding:0.4em 0.8em;
+display:inline-block;font-weight:bold}} .small{{color:#666;font-size:0.85em}}</style>
+</head><body><h1>{html.escape(title)}</h1>
+<p class=headline>{html.escape(headline)}</p>{f'<p class=banner>{html.escape(banner)}</p>' if banner else ''}
+{sections}
 {figures}
-<p>Config: <a href="config.ini">config.ini</a>; numbers: <a href="metrics.json">metrics.json</a>.</p></body></html>
+<h3>Log</h3><pre>{html.escape(log_text)}</pre>
+<p>Config: <a href="config.ini">config.ini</a>; numbers: <a href="metrics.json">metrics.json</a>.</p>{made}</body></html>
 """
     write_text(folder / "index.html", page)

@@ -88,7 +88,8 @@ def plot_energy_histograms(results: dict, folder: Path) -> list[Path]:
 
 
 def plot_confusion(results: dict, path: Path) -> None:
-    """True class vs predicted class (type from score > 0.5, energy as submitted, snapped to a level)."""
+    """True class vs predicted class (type from score > 0.5, energy as submitted, snapped to a level); each row
+    normalised to its true class (the counts are written in the cells)."""
     fig, axes = grid(len(results), size=5)
     for ax, (name, r) in zip(axes, results.items()):
         true = [f"{'ER' if f else 'NR'}{int(e)}" for f, e in zip(r.is_er, r.energy)]
@@ -101,12 +102,13 @@ def plot_confusion(results: dict, path: Path) -> None:
         for t, p in zip(true, pred):
             if t in rows and p in cols:
                 m[rows.index(t), cols.index(p)] += 1
-        ax.imshow(m, cmap="Blues")
+        share = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for i in range(len(rows)):
             for j in range(len(cols)):
                 if m[i, j]:
                     ax.text(j, i, m[i, j], ha="center", va="center", fontsize=7,
-                            color="white" if m[i, j] > m.max() / 2 else "black")
+                            color="white" if share[i, j] > 0.5 else "black")
         ax.set_xticks(range(len(cols)), cols, rotation=90)
         ax.set_yticks(range(len(rows)), rows)
         ax.set(xlabel="predicted", ylabel="true", title=name)
@@ -119,7 +121,7 @@ def plot_split_scores(splits: dict, path: Path) -> None:
     ``splits``: ``{name: DataFrame}`` with columns ``score`` and, where labelled, ``true`` (the class name).
     The classes are balanced within a split, so about half should be called ER.
     """
-    fig, axes = grid(len(splits))
+    fig, axes = grid(len(splits), size=5.0)
     for ax, (name, part) in zip(axes, splits.items()):
         bins = np.linspace(0, 1, 41)
         if "true" in part and part["true"].notna().all():
@@ -130,7 +132,7 @@ def plot_split_scores(splits: dict, path: Path) -> None:
             ax.hist(part["score"], bins=bins, color="tab:gray")
         ax.axvline(0.5, c="k", ls=":")
         ax.set(yscale="log", xlabel="submitted ER score", ylabel="events",
-               title=f"{name}: {np.mean(part['score'] > 0.5):.1%} called ER (expected ~50 %)")
+               title=f"{name}\n{np.mean(part['score'] > 0.5):.1%} called ER (expect ~50 %)")
     save_figure(fig, path)
 
 

@@ -140,8 +140,20 @@ def report(cfg) -> dict:
                                                     for name, part in splits.items()) + " (classes balanced: expect ~50 %)"
 
     log_text = format_log(metrics, pp_rows, note)
+    mode = f"{cfg.submission.postprocess} + balance {cfg.submission.balance}"
+    scored = [f"{s.split('_')[0]} {metrics[s]['score']:.1f}" for s in ("public_test", "private_test") if s in metrics]
+    headline = (" · ".join(scored) if scored else f"validation AUC {metrics['validation']['auc']:.4f}") + \
+        f" — post-processing {mode}"
+    banner = "SIMULATED DATA: test labels from the simulator's labels.csv" if tests else ""
+    tables = [("Splits", ["split", "n", "AUC", "MAE keV", "score", "type accuracy"],
+               [[name, m["n"], m["auc"], m["mae"], m["score"], m["accuracy"]] for name, m in metrics.items()])]
+    tables += [(f"{name}: per true class", ["class", "n", "type accuracy", "MAE keV"],
+                [[c, v["n"], v["accuracy"], v["mae"]] for c, v in m["per_class"].items()]) for name, m in metrics.items()]
+    if pp_rows:
+        tables.append(("Post-processing modes (same raw predictions)", ["split", "mode", "AUC", "MAE keV", "score"],
+                       [[r["split"], r["mode"], r["auc"], r["mae"], r["score"]] for r in pp_rows]))
     write_report(folder, log_text, dict(metrics=metrics, postprocess=pp_rows), cfg.to_ini(), images,
-                 "idao report: CYGNO", rt.provenance())
+                 "idao report: CYGNO", rt.provenance(), headline, banner, tables)
     print(log_text, end="")
     for split in ("public_test", "private_test"):
         if split in metrics:

@@ -24,15 +24,17 @@ class TrackResult:
 
 
 def plot_confusion(results: dict, path: Path) -> None:
+    """Counts per (true, predicted) class; colours normalised per true class (row)."""
     fig, axes = grid(len(results), size=4.5)
     for ax, (name, r) in zip(axes, results.items()):
         k = len(r.classes)
         m = np.zeros((k, k), int)
         np.add.at(m, (r.label, r.probs.argmax(1)), 1)
-        ax.imshow(m, cmap="Blues")
+        share = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, m[i, j], ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+                ax.text(j, i, m[i, j], ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
         ax.set_xticks(range(k), r.classes, rotation=45)
         ax.set_yticks(range(k), r.classes)
         ax.set(xlabel="predicted", ylabel="true", title=name)

@@ -283,7 +283,8 @@ def summarize(r: TrackResult) -> dict:
 def format_log(metrics: dict, note: str) -> str:
     lines = [note, ""]
     for split, m in metrics.items():
-        lines.append(f"[{split}] n={m['n']}  accuracy={m['accuracy']:.4f}  AUC={m['auc']:.4f}  mean IoU={m['mean_iou']:.3f}")
+        lines.append(f"[{split}] n={m['n']}  accuracy={m['accuracy']:.4f}  balanced accuracy={m['balanced_accuracy']:.4f}  "
+                     f"AUC={m['auc']:.4f}  mean IoU={m['mean_iou']:.3f}")
         lines.append(f"    {'class':>9} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>7} {'AUC':>7}")
         for c, v in m["per_class"].items():
             lines.append(f"    {c:>9} {v['precision']:9.3f} {v['recall']:7.3f} {v['f1']:6.3f} {v['support']:7d} "
@@ -319,8 +320,16 @@ def report(cfg) -> dict:
     plot_accuracy_vs(results, images[3])
     plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[4])
     log_text = format_log(metrics, note)
+    shown = next((n for n in metrics if n != "validation"), "validation")
+    headline = (f"{shown}: accuracy {metrics[shown]['accuracy']:.4f} · balanced {metrics[shown]['balanced_accuracy']:.4f}"
+                f" · AUC {metrics[shown]['auc']:.4f} · mean IoU {metrics[shown]['mean_iou']:.3f}")
+    tables = [("Sets", ["set", "n", "accuracy", "balanced accuracy", "AUC", "mean IoU"],
+               [[n, m["n"], m["accuracy"], m["balanced_accuracy"], m["auc"], m["mean_iou"]] for n, m in metrics.items()])]
+    tables += [(f"{n}: per class", ["class", "precision", "recall", "F1", "support", "AUC"],
+                [[c, v["precision"], v["recall"], v["f1"], v["support"], v["auc"]] for c, v in m["per_class"].items()])
+               for n, m in metrics.items()]
     write_report(folder, log_text, dict(classes=list(objective.classes), metrics=metrics), cfg.to_ini(), images,
-                 "idao report: DAMIC-M tracks", rt.provenance())
+                 "idao report: DAMIC-M tracks", rt.provenance(), headline, "", tables)
     print(log_text, end="")
     print(f"report: {folder / 'index.html'}")
     return metrics
