@@ -140,11 +140,11 @@ def load_models(cfg, rt, kinds=tuple(OBJECTIVES)) -> dict:
     from ..engine import ModelSettings, RunSettings, load_trained
 
     run = RunSettings.from_config(cfg, "cygno")
-    models = {}
+    loaded = {}
     for kind in kinds:
         model, objective = load_trained(run.path(kind, "best"), ModelSettings.from_section(getattr(cfg, kind), kind),
                                         compat_settings(cfg), OBJECTIVES[kind], rt)
         if kind == "classifier":
             objective = dataclasses.replace(objective, views=cfg.submission.tta)
-        models[kind] = (model, objective)
-    return models
+        loaded[kind] = (model, objective)
+    return loaded

@@ -347,8 +347,6 @@ class DamicTask:
         model_classes(dcfg)
         names(dcfg.packed_labels, "packed_labels")
         parse_window(dcfg.window, dcfg.bin)
-        if mcfg.box_target not in BOX_TARGETS:
-            raise ConfigError(f"damic.model.box_target = {mcfg.box_target!r}: expected one of {', '.join(BOX_TARGETS)}")
         check_model_name(mcfg.model)
         run = RunSettings.from_config(cfg, NAME)
         if job != "train":  # runs that remember: the settings the checkpoint was trained with
