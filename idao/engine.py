@@ -112,8 +112,9 @@ _KILL_AT = os.environ.get("IDAO_FAULT_KILL_AT", "")
 
 
 def train_one_epoch(model, objective, optimizer, scheduler, data, batch_size: int, rt: Runtime, generator,
-                    name: str, step0: int = 0) -> float:
+                    name: str, step0: int = 0) -> tuple[float, dict]:
     """One pass over ``data`` in global batches of ``batch_size``; each process takes every world-th item.
+    Returns the mean loss and the means of the objective's optional ``scores`` (``train_<name>``).
 
     The random draws (order, then the objective's per-item augmentation draws)
     are made for the whole global batch on every process, so N processes see
@@ -121,8 +122,8 @@ def train_one_epoch(model, objective, optimizer, scheduler, data, batch_size: in
     """
     model.train()
     rank, world = rt.dist.rank, rt.dist.world
-    order = torch.randperm(len(data), generator=generator).numpy()
-    total, count = 0.0, 0
+    order = epoch_order(data, generator)
+    total, count, sums = 0.0, 0, {}
     batches = range(0, len(order), batch_size)
     for i, start in enumerate(tqdm(batches, desc="train", leave=False, disable=not rt.show_progress, mininterval=2)):
         batch = order[start : start + batch_size]
@@ -141,10 +142,22 @@ def train_one_epoch(model, objective, optimizer, scheduler, data, batch_size: in
         scheduler.step()
         total += loss.item() * len(idx)
         count += len(idx)
+        if hasattr(objective, "scores"):
+            for key, value in objective.scores(out.detach(), y).items():
+                sums[key] = sums.get(key, 0.0) + value * len(idx)
         if _KILL_AT == f"{name}:{step0 + i + 1}":
             os.kill(os.getpid(), signal.SIGKILL)
-    total, count = all_sum([total, count], rt.device, rt.dist)
-    return total / max(count, 1)
+    keys = sorted(sums)
+    total, count, *values = all_sum([total, count, *(sums[k] for k in keys)], rt.device, rt.dist)
+    return total / max(count, 1), {f"train_{k}": v / max(count, 1) for k, v in zip(keys, values)}
+
+
+def epoch_order(data, generator) -> np.ndarray:
+    """The epoch's item order: ``data.epoch_order(generator)`` where the data has one (a chunked file shuffles
+    whole chunks, then items within a few chunks, so reads stay sequential), else a full permutation."""
+    if hasattr(data, "epoch_order"):
+        return np.asarray(data.epoch_order(generator))
+    return torch.randperm(len(data), generator=generator).numpy()
 
 
 def squeeze(out: torch.Tensor) -> torch.Tensor:
@@ -169,13 +182,18 @@ def predict_outputs(model, objective, data, batch_size: int, rt: Runtime, indice
     return np.zeros((0,) + (() if objective.num_outputs == 1 else (objective.num_outputs,)), np.float32)
 
 
-def evaluate(model, objective, data, rt: Runtime) -> float:
-    """Validation metric; with several processes each predicts every world-th item, then all gather."""
+def evaluate(model, objective, data, rt: Runtime) -> tuple[float, dict]:
+    """Validation metric, and the objective's optional ``scores`` on the same outputs (``val_<name>``); with
+    several processes each predicts every world-th item, then all gather."""
     raw = unwrap(model)
     sync_buffers(raw, rt.dist)
     out = predict_outputs(raw, objective, data, 256, rt, np.arange(len(data))[rt.dist.rank :: rt.dist.world])
     out = np.asarray(gather_shards(out, len(data), rt.dist), dtype=np.float32)
-    return objective.metric(objective.predict(out), data)
+    scores = {}
+    if hasattr(objective, "scores"):
+        y = objective.targets(data, np.arange(len(data)))
+        scores = {f"val_{k}": v for k, v in objective.scores(torch.from_numpy(out), y).items()}
+    return objective.metric(objective.predict(out), data), scores
 
 
 def write_log(history: list[dict], path: Path) -> None:
@@ -204,7 +222,8 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
         check_compatible(state, last_path, settings.model, compat)
 
     torch.manual_seed(seed)
-    model = build_model(settings.model, settings.pretrained, settings.drop_rate, objective.num_outputs)
+    model = build_model(settings.model, settings.pretrained, settings.drop_rate, objective.num_outputs,
+                        getattr(objective, "in_chans", 1))
     if state:
         load_weights(model, state, last_path)
     else:
@@ -228,15 +247,17 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
             break
         t0 = time.time()
         torch.manual_seed(seed * 1_000_003 + epoch)  # dropout and any other global draws
-        loss = train_one_epoch(model, objective, optimizer, scheduler, train_set, settings.batch_size, rt,
-                               epoch_generator(seed, epoch), name, epoch * steps_per_epoch)
-        metric = evaluate(model, objective, val_set, rt)
+        loss, scores = train_one_epoch(model, objective, optimizer, scheduler, train_set, settings.batch_size, rt,
+                                       epoch_generator(seed, epoch), name, epoch * steps_per_epoch)
+        metric, val_scores = evaluate(model, objective, val_set, rt)
+        scores = {k: round(v, 6) for k, v in {**scores, **val_scores}.items()}
         improved = objective.better(metric, best)
         if improved:
             best, best_epoch = metric, epoch
         seconds = time.time() - t0
-        history.append(dict(epoch=epoch, train_loss=round(loss, 6), val_metric=round(metric, 6),
-                            lr=optimizer.param_groups[0]["lr"], seconds=round(seconds, 2)))
+        row = dict(epoch=epoch, train_loss=round(loss, 6), val_metric=round(metric, 6),
+                   lr=optimizer.param_groups[0]["lr"], seconds=round(seconds, 2))
+        history.append({**scores, **row})  # train_loss is the engine's own
         log(f"{name} epoch {epoch + 1}/{settings.epochs}: loss {loss:.4f}  val {objective.metric_name} {metric:.4f}"
             f"{'  *best*' if improved else ''}  ({seconds:.1f}s, {len(train_set) / seconds:.0f} img/s)")
         if main:
@@ -262,6 +283,6 @@ def load_trained(path: Path, settings: ModelSettings, compat: dict, objective_cl
         raise CheckpointError(f"{path}: written by another version of idao (no usable objective: {e}); "
                               "retrain with this version") from e
     model = build_model(settings.model, pretrained=False, drop_rate=settings.drop_rate,
-                        num_outputs=objective.num_outputs)
+                        num_outputs=objective.num_outputs, in_chans=getattr(objective, "in_chans", 1))
     load_weights(model, state, path)
     return model.to(rt.device, memory_format=rt.fmt).eval(), objective

@@ -34,11 +34,14 @@ def check_model_name(name: str) -> None:
                           "(timm.list_models())")
 
 
-def build_model(name: str, pretrained: bool = False, drop_rate: float = 0.0, num_outputs: int = 1) -> torch.nn.Module:
-    """A registered model, or a single-channel timm model with ``num_outputs`` outputs."""
+def build_model(name: str, pretrained: bool = False, drop_rate: float = 0.0, num_outputs: int = 1,
+                in_chans: int = 1) -> torch.nn.Module:
+    """A registered model (it knows its own input), or a timm model of ``in_chans`` image channels with
+    ``num_outputs`` outputs."""
     check_model_name(name)
     if name in _REGISTRY:
         if pretrained:
             raise ConfigError(f"{name} has no pretrained weights; set pretrained = false")
         return _REGISTRY[name](num_outputs, drop_rate)
-    return timm.create_model(name, pretrained=pretrained, in_chans=1, num_classes=num_outputs, drop_rate=drop_rate)
+    return timm.create_model(name, pretrained=pretrained, in_chans=in_chans, num_classes=num_outputs,
+                             drop_rate=drop_rate)

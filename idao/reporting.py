@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,6 +31,32 @@ def grid(n: int, size=4.2):
     """A row of ``n`` square panels: (figure, axes)."""
     fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
     return fig, axes[0]
+
+
+def roc_panel(ax, curves, title: str, log_fpr: bool = False, xlabel: str = "false positive rate",
+              ylabel: str = "true positive rate") -> None:
+    """ROC curves ``[(label, is_positive, score), ...]`` on one panel, AUC in the legend.
+
+    With ``log_fpr`` the false-positive axis is logarithmic from 1e-3: the region
+    that matters when the classes separate well (AUC > 0.99) and a linear axis
+    shows only the top-left corner.
+    """
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    for label, positive, score in curves:
+        positive = np.asarray(positive, bool)
+        if positive.all() or not positive.any():
+            continue
+        fpr, tpr, _ = roc_curve(positive, score)
+        ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(positive, score):.4f})")
+    if log_fpr:
+        grid_fpr = np.logspace(-3, 0, 50)
+        ax.plot(grid_fpr, grid_fpr, "k:", lw=0.8)
+        ax.set(xscale="log", xlim=(1e-3, 1))
+    else:
+        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel=xlabel + (" (log)" if log_fpr else ""), ylabel=ylabel, title=title)
+    ax.legend(fontsize=8)
 
 
 def load_histories(checkpoint_dir: Path, names) -> dict:

@@ -27,7 +27,7 @@ import torch
 from .errors import ConfigError
 
 # task name -> module holding its TASK; the folder of the module is also where its config.ini lives
-TASKS = {"cygno": "idao.cygno.task", "damic": "idao.damic.task"}
+TASKS = {"cygno": "idao.cygno.task", "damic": "idao.damic.task", "egamma": "idao.egamma.task"}
 ALIASES = {"idao": "cygno"}  # task.name = idao keeps working
 
 
@@ -94,6 +94,10 @@ class Objective(Protocol):
 
     # Optional: ``test_views(x) -> list`` of inputs whose raw outputs are averaged at inference
     # (test-time augmentation); without it the engine predicts ``x`` alone.
+    # Optional: ``scores(out, y) -> {name: mean}`` per-item means (accuracy, loss...) logged each epoch as
+    # ``train_<name>`` (on the training batches as trained) and ``val_<name>``.
+    # Optional: ``in_chans`` (default 1), the image channels a timm model is built for.
+    # The data may offer ``epoch_order(generator) -> indices`` (e.g. chunk-aware shuffling of an HDF5 file).
 
 
 def canonical_name(name: str) -> str:

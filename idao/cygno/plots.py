@@ -5,11 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
-from ..reporting import grid, plt, save_figure
+from ..reporting import grid, plt, roc_panel, save_figure
 from .names import ENERGIES
-from .metrics import roc_auc
 from .postprocess import SPLIT_LEVELS, nearest
 
 
@@ -27,15 +25,12 @@ class SplitResult:
 
 
 def plot_roc(results: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name, r in results.items():
-        if r.is_er.all() or not r.is_er.any():
-            continue
-        fpr, tpr, _ = roc_curve(r.is_er, r.score)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc(r.is_er, r.score):.4f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-    ax.set(xlabel="false positive rate (NR called ER)", ylabel="true positive rate (ER)", title="ROC, ER positive")
-    ax.legend()
+    """ER-positive ROC of every split: linear and log false-positive axes side by side."""
+    fig, axes = grid(2, size=5.0)
+    curves = [(name, r.is_er, r.score) for name, r in results.items()]
+    for ax, log_fpr in zip(axes, (False, True)):
+        roc_panel(ax, curves, "ROC, ER positive", log_fpr, xlabel="false positive rate (NR called ER)",
+                  ylabel="true positive rate (ER)")
     save_figure(fig, path)
 
 
@@ -67,19 +62,31 @@ def plot_energy_comparison(results: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def energy_range(level: float) -> tuple[float, float]:
+    """The histogram range for true energy ``level``: wide enough for a factor-2 miss either way, at least
+    +-3 keV, so a 1 keV level is not squeezed into two bins of a 0-40 axis."""
+    half = max(3.0, level)
+    return max(0.0, level - half), level + half
+
+
 def plot_energy_histograms(results: dict, folder: Path) -> list[Path]:
-    """One histogram of raw predicted energies per keV level present in any split."""
+    """Per keV level present in any split: the raw predicted energies, each (split, type) normalised to unit
+    area so a small split shows its shape beside a large one; the range follows the level."""
     paths = []
     levels = sorted({int(e) for r in results.values() for e in r.energy})
     for level in levels:
         fig, ax = plt.subplots(figsize=(6, 4))
+        lo, hi = energy_range(level)
         for name, r in results.items():
             for flag, label in ((True, "ER"), (False, "NR")):
                 m = (r.energy == level) & (r.is_er == flag)
                 if m.sum() >= 1:
-                    ax.hist(r.raw_energy[m], bins=40, range=(0, 40), histtype="step", label=f"{name} {label}")
+                    outside = np.mean((r.raw_energy[m] < lo) | (r.raw_energy[m] > hi))
+                    ax.hist(np.clip(r.raw_energy[m], lo, hi), bins=40, range=(lo, hi), density=True,
+                            histtype="step", label=f"{name} {label} (n={m.sum()}, {outside:.0%} at the edges)")
         ax.axvline(level, c="k", ls=":")
-        ax.set(xlabel="predicted energy (raw) [keV]", ylabel="events", title=f"true energy {level} keV")
+        ax.set(xlabel="predicted energy (raw) [keV]; outside the range: piled at the edges",
+               ylabel="fraction per keV (unit area)", title=f"true energy {level} keV")
         ax.legend(fontsize=8)
         path = folder / f"energy_hist_{level}keV.png"
         save_figure(fig, path)

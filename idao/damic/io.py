@@ -42,6 +42,7 @@ class Events:
     particle: np.ndarray  # class name per event
     noise: list = field(default_factory=list)  # per event None or (rows, cols, values) of the noise frame
     label: np.ndarray | None = None  # index into the model's classes, set by ``select``
+    cache: dict = field(default_factory=dict, repr=False)  # per-event arrays derived from the tracks (features)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -59,7 +60,8 @@ class Events:
     def subset(self, idx) -> "Events":
         idx = np.asarray(idx, dtype=int)
         return Events([self.ids[i] for i in idx], [self.tracks[i] for i in idx], self.boxes[idx], self.particle[idx],
-                      [self.noise[i] for i in idx], None if self.label is None else self.label[idx])
+                      [self.noise[i] for i in idx], None if self.label is None else self.label[idx],
+                      {key: value[idx] for key, value in self.cache.items()})
 
     def select(self, classes: tuple[str, ...]) -> tuple["Events", dict]:
         """Events of ``classes`` only, with ``label`` set; and the count of each class left out."""

@@ -1,9 +1,26 @@
-"""DAMIC-M's model: the thesis' small track CNN."""
+"""DAMIC-M's models: the thesis' small track CNN, and the same CNN helped by the track's physics features.
+
+``INPUTS`` says what each registered model reads, so the objective feeds it
+the image, the features (``features.py``), or both as a tuple; any timm model
+reads the image.
+"""
 from __future__ import annotations
 
 import torch
 
 from ..models import register_model
+from .features import NAMES as FEATURE_NAMES
+
+INPUTS = {"track_cnn": "image", "track_hybrid": "image+features", "track_features": "features"}
+
+
+def model_inputs(name: str) -> str:
+    return INPUTS.get(name, "image")
+
+
+def _feature_mlp(drop_rate: float, width: int = 64) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(len(FEATURE_NAMES), width), torch.nn.ReLU(inplace=True),
+                               torch.nn.Dropout(drop_rate), torch.nn.Linear(width, width), torch.nn.ReLU(inplace=True))
 
 
 class TrackCNN(torch.nn.Module):
@@ -11,10 +28,13 @@ class TrackCNN(torch.nn.Module):
 
     BatchNorm is added (it trains faster and steadier from scratch), and an
     adaptive 4x4 pool before the dense layers keeps coarse position (for the
-    box outputs) while accepting any window size.
+    box outputs) while accepting any window size. With ``features`` the
+    track's physics features pass through a small MLP whose output joins the
+    CNN's before the last layer (input: an (image, features) tuple).
     """
 
-    def __init__(self, num_outputs: int, drop_rate: float = 0.0, widths=(32, 32, 64, 64, 128)):
+    def __init__(self, num_outputs: int, drop_rate: float = 0.0, widths=(32, 32, 64, 64, 128),
+                 features: bool = False):
         super().__init__()
         layers, prev = [], 1
         for width in widths:
@@ -24,13 +44,34 @@ class TrackCNN(torch.nn.Module):
         self.features = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(4), torch.nn.Flatten())
         self.hidden = torch.nn.Sequential(torch.nn.Dropout(drop_rate), torch.nn.Linear(prev * 16, 128),
                                           torch.nn.ReLU(inplace=True), torch.nn.Dropout(drop_rate))
-        self.fc = torch.nn.Linear(128, num_outputs)
+        self.physics = _feature_mlp(drop_rate) if features else None
+        self.fc = torch.nn.Linear(128 + (64 if features else 0), num_outputs)
+
+    def get_classifier(self) -> torch.nn.Module:
+        return self.fc
+
+    def forward(self, x) -> torch.Tensor:
+        if self.physics is None:
+            return self.fc(self.hidden(self.features(x)))
+        image, physics = x
+        return self.fc(torch.cat([self.hidden(self.features(image)), self.physics(physics)], dim=1))
+
+
+class FeatureMLP(torch.nn.Module):
+    """The physics features alone: fast (seconds per epoch), no image."""
+
+    def __init__(self, num_outputs: int, drop_rate: float = 0.0):
+        super().__init__()
+        self.body = _feature_mlp(drop_rate)
+        self.fc = torch.nn.Linear(64, num_outputs)
 
     def get_classifier(self) -> torch.nn.Module:
         return self.fc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.hidden(self.features(x)))
+        return self.fc(self.body(x))
 
 
 register_model("track_cnn")(TrackCNN)
+register_model("track_hybrid")(lambda num_outputs, drop_rate: TrackCNN(num_outputs, drop_rate, features=True))
+register_model("track_features")(FeatureMLP)

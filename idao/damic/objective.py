@@ -23,6 +23,7 @@ from scipy.special import softmax
 
 from . import models  # noqa: F401  (registers track_cnn)
 from ..errors import DataError
+from .features import event_features
 from .io import EV_PER_ELECTRON, Events
 
 
@@ -39,6 +40,9 @@ class TrackObjective:
     mean: float = 0.0
     std: float = 1.0
     class_fractions: tuple[float, ...] = ()  # of the training set: the prior the probabilities carry
+    reads: str = "image"  # what the model reads: image, features, or image+features (models.INPUTS)
+    feature_mean: tuple[float, ...] = ()  # standardisation of the physics features (training set)
+    feature_std: tuple[float, ...] = ()
 
     metric_name = "log-loss"
 
@@ -93,10 +97,20 @@ class TrackObjective:
             x = F.avg_pool2d(x, self.bin) * (self.bin * self.bin)
         return torch.log1p(x / EV_PER_ELECTRON) if self.log_scale else x / 1000.0  # keV when linear
 
-    def inputs(self, data: Events, idx, rt, draws=None) -> torch.Tensor:
-        x = self.scale(torch.from_numpy(self.raw_windows(data, idx, draws)))
-        x = (x - self.mean) / self.std
-        return x.to(rt.device).contiguous(memory_format=rt.fmt)
+    def features(self, data: Events, idx) -> torch.Tensor:
+        """(B, F) standardised physics features of the tracks (flip-invariant, so augmentation leaves them)."""
+        f = event_features(data)[np.asarray(idx)]
+        return torch.from_numpy((f - np.float32(self.feature_mean)) / np.float32(self.feature_std))
+
+    def inputs(self, data: Events, idx, rt, draws=None):
+        """The model's input: the standardised window, the features, or both as a tuple (``reads``)."""
+        parts = []
+        if "image" in self.reads:
+            x = self.scale(torch.from_numpy(self.raw_windows(data, idx, draws)))
+            parts.append(((x - self.mean) / self.std).to(rt.device).contiguous(memory_format=rt.fmt))
+        if "features" in self.reads:
+            parts.append(self.features(data, idx).to(rt.device))
+        return parts[0] if len(parts) == 1 else tuple(parts)
 
     def boxes(self, data: Events, idx, draws=None) -> np.ndarray:
         """True boxes in the window, as fractions: (B, 4) row, col, height, width."""
@@ -182,3 +196,10 @@ def fit_stats(objective: TrackObjective, data: Events, chunk: int = 256) -> tupl
         raise DataError(f"the {len(data)} training windows are all {mean:g}: no charge in any training frame "
                         "(all-zero data?), nothing to learn from")
     return mean, std
+
+
+def fit_feature_stats(data: Events) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std of each physics feature over the training tracks (a constant feature gets std 1)."""
+    f = event_features(data).astype(np.float64)
+    std = f.std(axis=0)
+    return tuple(f.mean(axis=0).tolist()), tuple(np.where(std > 1e-9, std, 1.0).tolist())

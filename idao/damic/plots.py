@@ -5,9 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
-from ..reporting import grid, plt, save_figure
+from ..reporting import grid, plt, roc_panel, save_figure
 from .metrics import accuracy_by
 
 
@@ -41,18 +40,12 @@ def plot_confusion(results: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
-def plot_roc(results: dict, path: Path) -> None:
-    """One-vs-rest ROC curve of every class, one panel per split."""
+def plot_roc(results: dict, path: Path, log_fpr: bool = False) -> None:
+    """One-vs-rest ROC curve of every class, one panel per split (``log_fpr``: logarithmic false-positive axis)."""
     fig, axes = grid(len(results))
     for ax, (name, r) in zip(axes, results.items()):
-        for j, c in enumerate(r.classes):
-            positive = r.label == j
-            if positive.any() and not positive.all():
-                fpr, tpr, _ = roc_curve(positive, r.probs[:, j])
-                ax.plot(fpr, tpr, label=c)
-        ax.plot([0, 1], [0, 1], "k:", lw=0.8)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{name}: one vs rest")
-        ax.legend()
+        curves = [(c, r.label == j, r.probs[:, j]) for j, c in enumerate(r.classes)]
+        roc_panel(ax, curves, f"{name}: one vs rest", log_fpr)
     save_figure(fig, path)
 
 

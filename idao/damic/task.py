@@ -22,7 +22,8 @@ from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, chec
 from ..reporting import load_histories, plot_learning_curves, write_report
 from ..runtime import make_runtime, training_runtime
 from ..splits import stratified_split
-from .objective import TrackObjective, fit_stats, fit_window
+from .models import model_inputs
+from .objective import TrackObjective, fit_feature_stats, fit_stats, fit_window
 from .io import CLASS_NAMES, Events, concat, read_events
 from .metrics import accuracy_by, classification_metrics, iou
 from .plots import TrackResult, plot_accuracy_vs, plot_confusion, plot_iou, plot_roc
@@ -134,10 +135,12 @@ def make_objective(cfg, train: Events) -> TrackObjective:
     dcfg, mcfg = cfg.damic, model_section(cfg)
     window = parse_window(dcfg.window, dcfg.bin) or fit_window(train, dcfg.bin)
     objective = TrackObjective(model_classes(dcfg), window, dcfg.bin, dcfg.log_scale, dcfg.add_noise, mcfg.augment,
-                               mcfg.box_weight, mcfg.box_target)
+                               mcfg.box_weight, mcfg.box_target, reads=model_inputs(mcfg.model))
     mean, std = fit_stats(objective, train)
     fractions = tuple(float(np.mean(train.label == j)) for j in range(len(objective.classes)))
-    return dataclasses.replace(objective, mean=mean, std=std, class_fractions=fractions)
+    feature_mean, feature_std = fit_feature_stats(train)
+    return dataclasses.replace(objective, mean=mean, std=std, class_fractions=fractions, feature_mean=feature_mean,
+                               feature_std=feature_std)
 
 
 def parse_priors(text, classes: tuple[str, ...]) -> np.ndarray | None:
@@ -312,13 +315,15 @@ def report(cfg) -> dict:
             + (f" with class priors {cfg.damic.test_priors}" if cfg.damic.test_priors else "") if tests
             else "no labelled test set (damic.test unlabelled or empty, or generate_submission.py has not run)")
     metrics = {name: summarize(r) for name, r in results.items()}
-    images = [folder / name for name in ("confusion.png", "roc_per_class.png", "iou_histogram.png",
-                                         "accuracy_vs_energy_elongation.png", "learning_curves.png")]
+    images = [folder / name for name in ("confusion.png", "roc_per_class.png", "roc_per_class_log.png",
+                                         "iou_histogram.png", "accuracy_vs_energy_elongation.png",
+                                         "learning_curves.png")]
     plot_confusion(results, images[0])
     plot_roc(results, images[1])
-    plot_iou(results, images[2])
-    plot_accuracy_vs(results, images[3])
-    plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[4])
+    plot_roc(results, images[2], log_fpr=True)
+    plot_iou(results, images[3])
+    plot_accuracy_vs(results, images[4])
+    plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[5])
     log_text = format_log(metrics, note)
     shown = next((n for n in metrics if n != "validation"), "validation")
     headline = (f"{shown}: accuracy {metrics[shown]['accuracy']:.4f} · balanced {metrics[shown]['balanced_accuracy']:.4f}"

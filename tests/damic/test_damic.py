@@ -270,7 +270,8 @@ def test_damic_scripts_end_to_end(damic_run):
     assert metrics["test"]["accuracy"] == pytest.approx(np.mean(pred["predicted"].to_numpy() == truth))
     assert metrics["test"]["accuracy"] > 0.5  # chance is 0.25; alphas and noise frames alone are easy
     assert set(metrics["test"]["per_class"]) == set(CLASSES) and "macro" in metrics["test"]
-    for name in ("confusion.png", "roc_per_class.png", "iou_histogram.png", "accuracy_vs_energy_elongation.png",
+    for name in ("confusion.png", "roc_per_class.png", "roc_per_class_log.png", "iou_histogram.png",
+                 "accuracy_vs_energy_elongation.png",
                  "learning_curves.png", "index.html", "report.log", "config.ini"):
         assert (work / "res" / name).stat().st_size > 0, name
     assert "name = damic" in (work / "res" / "config.ini").read_text()

@@ -1,0 +1,91 @@
+"""What the electron / photon model learns: one logit (electron positive), BCE, ROC-AUC on validation.
+
+Each channel is standardised with the mean and std measured once on the
+training set (stored in the checkpoint and the export, never per batch).
+Augmentation: flips of either axis; the physics is symmetric under both (the
+bending side depends on the charge, eta on the event).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from . import models  # noqa: F401  (registers egamma_cnn, resnet15)
+from ..errors import DataError
+from .io import ImageSet
+
+
+@dataclass(frozen=True)
+class EgammaObjective:
+    channel_mean: tuple[float, ...] = (0.0, 0.0)
+    channel_std: tuple[float, ...] = (1.0, 1.0)
+    augment: bool = True
+    in_chans: int = 2
+
+    metric_name = "AUC"
+    num_outputs = 1
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.rand(n, 2, generator=generator)
+
+    def standardise(self, x: np.ndarray) -> torch.Tensor:
+        mean = torch.tensor(self.channel_mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.channel_std, dtype=torch.float32).view(1, -1, 1, 1)
+        return (torch.from_numpy(x) - mean) / std
+
+    def inputs(self, data: ImageSet, idx, rt, draws=None) -> torch.Tensor:
+        x = self.standardise(data.read(idx))
+        if draws is not None and self.augment:
+            flip_rows, flip_cols = draws[:, 0] < 0.5, draws[:, 1] < 0.5
+            x[flip_rows] = x[flip_rows].flip(2)
+            x[flip_cols] = x[flip_cols].flip(3)
+        return x.to(rt.device).contiguous(memory_format=rt.fmt)
+
+    def targets(self, data: ImageSet, idx, draws=None) -> torch.Tensor:
+        return torch.from_numpy(data.label[np.asarray(idx)])
+
+    def initial_bias(self, data: ImageSet) -> list[float]:
+        p = float(np.clip(data.label.mean(), 1e-3, 1 - 1e-3))
+        return [math.log(p / (1 - p))]
+
+    def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(out, y)
+
+    def scores(self, out: torch.Tensor, y: torch.Tensor) -> dict:
+        """Per-epoch accuracy (cut at p = 0.5) and loss, logged for training batches and validation."""
+        return {"accuracy": float(((out > 0).float() == y).float().mean()), "loss": float(self.loss_fn(out, y))}
+
+    def predict(self, out: np.ndarray) -> np.ndarray:
+        """P(electron)."""
+        return 1.0 / (1.0 + np.exp(-out.astype(np.float64)))
+
+    def metric(self, pred: np.ndarray, data: ImageSet) -> float:
+        y = data.label
+        return float(roc_auc_score(y, pred)) if 0 < y.mean() < 1 else float("nan")
+
+    def better(self, new: float, best: float | None) -> bool:
+        return best is None or (math.isfinite(new) and new > best)
+
+
+def fit_channel_stats(data: ImageSet, batch: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std over every training image, streamed block by block (this pass also checks every
+    training image for NaN before any training)."""
+    order = np.argsort(data.block_of, kind="stable")
+    total = total_sq = 0.0
+    count = 0
+    for start in range(0, len(order), batch):
+        x = data.read(order[start : start + batch]).astype(np.float64)
+        total = total + x.sum(axis=(0, 2, 3))
+        total_sq = total_sq + (x * x).sum(axis=(0, 2, 3))
+        count += x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0))
+    if not (std > 0).all():
+        raise DataError(f"{data.sources[0].path}: channel {int(np.argmin(std))} is constant over the training "
+                        "images; nothing to learn from it")
+    return tuple(mean.tolist()), tuple(std.tolist())

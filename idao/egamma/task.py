@@ -1,0 +1,281 @@
+"""The calorimeter electron / photon task (``task.name = egamma``): settings, checks and the three jobs.
+
+train: random stratified train / validation / test splits of the HDF5 files,
+per-channel standardisation from the training split, ``engine.fit`` (best
+validation AUC kept), then the best weights exported as ``.safetensors``.
+generate: P(electron) for ``egamma.test`` (or the held-out test split) as a CSV.
+report: ROC with a bootstrap interval, accuracies, curves, score distributions
+and example images of the validation and test sets.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from ..atomic import building_dir, write_csv, write_text
+from ..checkpoint import load_checkpoint
+from ..distributed import main_process_first
+from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
+from ..errors import ConfigError, DataError
+from ..models import check_model_name
+from ..reporting import load_histories, write_report
+from ..runtime import make_runtime, training_runtime
+from ..schema import COUNT, FRACTION, NON_NEGATIVE, check_readable, check_rules, check_writable_dir
+from ..splits import stratified_split
+from .export import export
+from .io import ImageSet, expand, read_images
+from .objective import EgammaObjective, fit_channel_stats
+from .plots import plot_accuracy_curves, plot_examples, plot_roc, plot_scores
+
+NAME = "egamma"
+MODEL = "egamma"  # checkpoints egamma_best.pt / egamma_last.pt
+RULES = {"egamma.simulate_events": NON_NEGATIVE, "egamma.simulate_seed": NON_NEGATIVE,
+         "egamma.val_fraction": FRACTION, "egamma.test_fraction": FRACTION, "egamma.block_rows": COUNT,
+         "egamma.shuffle_blocks": COUNT, "egamma.output.bootstrap": NON_NEGATIVE}
+# what generate_submission.py and report.py take from the checkpoint unless set: the data and its splits
+REMEMBERED = ("egamma.train", "egamma.val_fraction", "egamma.test_fraction", "train.seed", "egamma.model.model")
+
+
+def model_section(cfg):
+    return cfg.section("egamma.model")
+
+
+def output_section(cfg):
+    return cfg.section("egamma.output")
+
+
+def ensure_data(ecfg) -> None:
+    """With nothing at ``egamma.train`` (one folder) and ``simulate_events`` > 0, simulate the two files there."""
+    parts = [p.strip() for p in str(ecfg.train).split(",") if p.strip()]
+    if len(parts) != 1 or Path(parts[0]).exists() or ecfg.simulate_events <= 0:
+        return
+    from .simulate import simulate_dataset
+
+    folder = Path(parts[0])
+    print(f"No calorimeter data at {folder}: simulating {ecfg.simulate_events} electrons and photons there "
+          f"(seed {ecfg.simulate_seed}). Set egamma.train to use the real files.")
+    with building_dir(folder) as partial:
+        simulate_dataset(partial, ecfg.simulate_events, ecfg.simulate_seed)
+
+
+def read(ecfg, text: str, labelled: bool) -> ImageSet:
+    return read_images(text, labelled, ecfg.block_rows, ecfg.shuffle_blocks)
+
+
+def splits(data: ImageSet, ecfg, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) indices: random, stratified by class, seeded; the same for every job."""
+    rest, test = stratified_split(data.label, ecfg.test_fraction, seed)
+    fit_idx, val_idx = stratified_split(data.label[rest], ecfg.val_fraction / (1 - ecfg.test_fraction), seed + 1)
+    return rest[fit_idx], rest[val_idx], test
+
+
+def prepare(cfg, rt, simulate: bool = True):
+    if simulate:
+        with main_process_first(rt.dist):
+            ensure_data(cfg.egamma)
+    data = read(cfg.egamma, cfg.egamma.train, labelled=True)
+    counts = [int((data.label == c).sum()) for c in (1, 0)]
+    if min(counts) < 10:
+        raise DataError(f"{cfg.egamma.train}: training needs both classes, found {counts[0]} electrons and "
+                        f"{counts[1]} photons")
+    return data, splits(data, cfg.egamma, cfg.train.seed)
+
+
+def is_simulated(data: ImageSet) -> bool:
+    from .io import open_h5
+
+    with open_h5(data.sources[0].path) as f:
+        return "simulated" in f.attrs
+
+
+def train(cfg) -> list[dict]:
+    run = RunSettings.from_config(cfg, NAME)
+    settings = ModelSettings.from_section(model_section(cfg), "egamma.model")
+    with training_runtime(cfg.train) as rt:
+        data, (train_idx, val_idx, test_idx) = prepare(cfg, rt)
+        mean, std = fit_channel_stats(data.subset(train_idx))
+        objective = EgammaObjective(mean, std, model_section(cfg).augment)
+        if rt.dist.main:
+            print(f"calorimeter images: {len(data)} ({int(data.label.sum())} electrons) in {len(data.sources)} files; "
+                  f"training on {len(train_idx)}, validating on {len(val_idx)}, {len(test_idx)} held out for test; "
+                  f"channel mean {np.round(mean, 4).tolist()} std {np.round(std, 4).tolist()} (training split)")
+            write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
+        result = fit(MODEL, settings, objective, data.subset(train_idx), data.subset(val_idx), rt, run, {})
+        if rt.dist.main:
+            model, objective = load_model(cfg, rt, run)
+            path = export(model.cpu(), objective, settings.model, cfg.to_ini(), output_section(cfg).export)
+            print(f"exported the best weights ({settings.model}, epoch {result['best_epoch'] + 1}) to {path}")
+        return [result]
+
+
+def load_model(cfg, rt, run: RunSettings | None = None):
+    run = run or RunSettings.from_config(cfg, NAME)
+    return load_trained(run.path(MODEL, "best"), ModelSettings.from_section(model_section(cfg), "egamma.model"), {},
+                        EgammaObjective, rt)
+
+
+def to_predict(cfg) -> ImageSet:
+    """``egamma.test``, or the held-out test split of the training files."""
+    if str(cfg.egamma.test).strip():
+        return read(cfg.egamma, cfg.egamma.test, labelled=False)
+    data, (_, _, test_idx) = prepare(cfg, make_runtime(cfg.train), simulate=False)
+    return data.subset(test_idx)
+
+
+def generate(cfg) -> pd.DataFrame:
+    rt = make_runtime(cfg.train)
+    model, objective = load_model(cfg, rt)
+    data = to_predict(cfg)
+    p = objective.predict(predict_outputs(model, objective, data, 1024, rt))
+    if not np.isfinite(p).all():
+        raise DataError("predictions are not finite; refusing to write them")
+    table = pd.DataFrame({"id": data.ids, "p_electron": p})
+    out = Path(output_section(cfg).predictions)
+    write_csv(table, out, float_format="%.6g")
+    write_text(out.with_suffix(".config.ini"), cfg.to_ini())
+    print(f"wrote {out}: {len(table)} images, {np.mean(p > 0.5):.1%} called electrons")
+    return table
+
+
+def bootstrap_auc(y: np.ndarray, p: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
+    """The 2.5 and 97.5 percentiles of the AUC over ``n`` resamples of the events (NaN when n = 0)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n):
+        i = rng.integers(0, len(y), len(y))
+        if 0 < y[i].mean() < 1:
+            values.append(roc_auc_score(y[i], p[i]))
+    return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values else (np.nan, np.nan)
+
+
+def summarize(y: np.ndarray, p: np.ndarray, resamples: int) -> dict:
+    auc = float(roc_auc_score(y, p)) if 0 < y.mean() < 1 else float("nan")
+    low, high = bootstrap_auc(y, p, resamples)
+    return dict(n=int(len(y)), auc=auc, auc_ci95=[low, high], accuracy=float(np.mean((p > 0.5) == (y == 1))),
+                electron_efficiency=float(np.mean(p[y == 1] > 0.5)), photon_rejection=float(np.mean(p[y == 0] <= 0.5)))
+
+
+def test_result(cfg) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels and P(electron) of the predictions CSV (what a user hands on), when its images are labelled."""
+    out = Path(output_section(cfg).predictions)
+    if not out.exists():
+        return None
+    data = to_predict(cfg)
+    if data.label is None:
+        return None
+    table = pd.read_csv(out, dtype={"id": str}).set_index("id").reindex(data.ids)
+    if table["p_electron"].isna().any():
+        raise DataError(f"{out}: no prediction for {int(table['p_electron'].isna().sum())} of the images to predict; "
+                        "run generate_submission.py again")
+    return data.label, table["p_electron"].to_numpy(float)
+
+
+def report(cfg) -> dict:
+    folder = Path(output_section(cfg).results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    rt = make_runtime(cfg.train)
+    run = RunSettings.from_config(cfg, NAME)
+    model, objective = load_model(cfg, rt, run)
+    data, (_, val_idx, _) = prepare(cfg, rt, simulate=False)
+    val = data.subset(val_idx)
+    results = {"validation": (val.label, objective.predict(predict_outputs(model, objective, val, 1024, rt)))}
+    test = test_result(cfg)
+    if test is not None:
+        results["test"] = test
+    resamples = output_section(cfg).bootstrap
+    metrics = {name: summarize(y, p, resamples) for name, (y, p) in results.items()}
+    history, _, best_epoch = load_histories(run.checkpoint_dir, [MODEL])[MODEL]
+    kept = history[best_epoch]
+    metrics["training"] = dict(best_epoch=best_epoch + 1, epochs=len(history), model=model_section(cfg).model,
+                               train_accuracy=kept.get("train_accuracy"), val_accuracy=kept.get("val_accuracy"),
+                               train_loss=kept["train_loss"], val_loss=kept.get("val_loss"))
+    images = [folder / n for n in ("roc.png", "accuracy_curves.png", "scores.png", "examples.png")]
+    plot_roc(results, images[0])
+    plot_accuracy_curves(history, best_epoch, images[1])
+    plot_scores(results, images[2])
+    first = np.sort(np.concatenate([np.flatnonzero(val.label == c)[:4] for c in (1, 0)]))
+    plot_examples(val.read(first), val.label[first], images[3])
+    shown = "test" if "test" in metrics else "validation"
+    m = metrics[shown]
+    headline = (f"{shown}: ROC-AUC {m['auc']:.4f} (95 % {m['auc_ci95'][0]:.4f}-{m['auc_ci95'][1]:.4f}) · accuracy "
+                f"{m['accuracy']:.4f} · {model_section(cfg).model}, epoch {best_epoch + 1} of {len(history)}")
+    lines = [headline, ""] + [
+        f"[{n}] n={v['n']}  AUC={v['auc']:.4f} [{v['auc_ci95'][0]:.4f}, {v['auc_ci95'][1]:.4f}]  accuracy="
+        f"{v['accuracy']:.4f}  electron efficiency={v['electron_efficiency']:.4f}  photon rejection="
+        f"{v['photon_rejection']:.4f}" for n, v in metrics.items() if n != "training"]
+    t = metrics["training"]
+    lines.append(f"[training] kept epoch {t['best_epoch']}/{t['epochs']}: train accuracy {t['train_accuracy']:.4f}, "
+                 f"validation accuracy {t['val_accuracy']:.4f}")
+    log_text = "\n".join(lines) + "\n"
+    tables = [("Sets", ["set", "n", "AUC", "AUC 95 % low", "AUC 95 % high", "accuracy", "electron efficiency",
+                        "photon rejection"],
+               [[n, v["n"], v["auc"], *v["auc_ci95"], v["accuracy"], v["electron_efficiency"], v["photon_rejection"]]
+                for n, v in metrics.items() if n != "training"]),
+              ("Per epoch", ["epoch", "train loss", "train accuracy", "val loss", "val accuracy", "val AUC"],
+               [[h["epoch"] + 1, h["train_loss"], h.get("train_accuracy"), h.get("val_loss"), h.get("val_accuracy"),
+                 h["val_metric"]] for h in history])]
+    banner = "SIMULATED DATA (idao.egamma.simulate): not the real calorimeter files" if is_simulated(data) else ""
+    write_report(folder, log_text, metrics, cfg.to_ini(), images, "idao report: calorimeter electron vs photon",
+                 rt.provenance(), headline, banner, tables)
+    print(log_text, end="")
+    print(f"report: {folder / 'index.html'}")
+    return metrics
+
+
+class EgammaTask:
+    name = NAME
+    sections = ("egamma", "egamma.model", "egamma.output")
+    models = (MODEL,)
+    path_keys = ("egamma.train", "egamma.test", "egamma.output.predictions", "egamma.output.results_dir",
+                 "egamma.output.export")
+
+    def check(self, cfg, job: str) -> None:
+        check_rules(cfg, RULES, ("egamma.model",))
+        ecfg, out = cfg.egamma, output_section(cfg)
+        if ecfg.val_fraction + ecfg.test_fraction >= 1:
+            raise ConfigError(f"egamma.val_fraction + egamma.test_fraction = {ecfg.val_fraction + ecfg.test_fraction}: "
+                              "expected below 1 (something must be left to train on)")
+        check_model_name(model_section(cfg).model)
+        run = RunSettings.from_config(cfg, NAME)
+        if job == "train":
+            parts = [p.strip() for p in str(ecfg.train).split(",") if p.strip()]
+            if not parts:
+                raise ConfigError("egamma.train is empty: name the HDF5 files or folders to train on")
+            if not (len(parts) == 1 and not Path(parts[0]).exists() and ecfg.simulate_events > 0):
+                for p in parts:
+                    check_readable(p, "egamma.train")
+                expand(ecfg.train)
+            check_writable_dir(run.checkpoint_dir, "train.checkpoint_dir")
+            check_writable_dir(Path(out.export).parent, "egamma.output.export")
+            return
+        check_readable(run.path(MODEL, "best"), "train.checkpoint_dir", "checkpoint (run train.py first)")
+        taken = cfg.adopt(load_checkpoint(run.path(MODEL, "best"))["config"], REMEMBERED,
+                          must_match=["egamma.model.model"], where=str(run.path(MODEL, "best")))
+        if taken:
+            print("from the checkpoint: " + ", ".join(taken))
+        for p in str(ecfg.train).split(","):
+            check_readable(p.strip(), "egamma.train (the held-out splits come from it)")
+        if str(ecfg.test).strip():
+            expand(ecfg.test)
+        if job == "generate":
+            check_writable_dir(Path(out.predictions).parent, "egamma.output.predictions")
+        else:
+            check_writable_dir(out.results_dir, "egamma.output.results_dir")
+
+    def ensure_data(self, cfg) -> None:
+        return ensure_data(cfg.egamma)
+
+    def train(self, cfg, only: str | None = None) -> list[dict]:
+        return train(cfg)
+
+    def generate(self, cfg):
+        return generate(cfg)
+
+    def report(self, cfg) -> dict:
+        return report(cfg)
+
+
+TASK = EgammaTask()
