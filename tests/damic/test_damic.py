@@ -250,6 +250,7 @@ def damic_run(tmp_path_factory):
     args = ["task.name=damic", f"damic.train={sim / 'train'}", f"damic.test={sim / 'test'}",
             f"train.checkpoint_dir={work / 'ck'}", f"damic.output.predictions={work / 'res' / 'pred.csv'}",
             f"damic.output.results_dir={work / 'res'}", "damic.model.epochs=8",
+            "damic.model.model=track_hybrid",  # the image CNN and the features together: both input paths
             "train.progress=false", "train.threads=1"]
     out = [run(script, *args).stdout for script in ("train.py", "generate_submission.py", "report.py")]
     return work, sim, args, out
@@ -376,3 +377,23 @@ def test_test_priors_move_the_decision():
     assert moved[0].argmax() == 0 and moved[1].argmax() == 0  # a 77 % electron file: 0.6 muon is not enough
     np.testing.assert_allclose(moved.sum(1), 1.0)
     np.testing.assert_allclose(with_priors(probs, (0.5, 0.5), None), probs)
+
+
+def test_track_features_tell_a_straight_track_from_a_blob_whatever_its_orientation():
+    """The physics features a muon/electron decision rests on: a straight thin track is long, elongated, thin
+    and even; a blob is none of these; flips and transposes leave every feature as it is."""
+    from idao.damic.features import NAMES, track_features
+
+    line = np.zeros((40, 40), np.float32)
+    for i in range(40):
+        line[i, i] = line[i, min(i + 1, 39)] = 30 * EV_PER_ELECTRON
+    yy, xx = np.mgrid[:9, :9]
+    blob = (200 * np.exp(-((yy - 4) ** 2 + (xx - 4) ** 2) / 6.0)).astype(np.float32) * EV_PER_ELECTRON
+    f_line, f_blob = (dict(zip(NAMES, track_features(t))) for t in (line, blob))
+    assert f_line["log_elongation"] > f_blob["log_elongation"] + 2
+    assert f_line["log_length"] > f_blob["log_length"] + 1
+    assert f_line["profile_cv"] < 0.2 and f_line["curvature_residual"] < 1.0
+    for track in (line, blob):
+        for variant in (track[::-1], track[:, ::-1], track.T):
+            np.testing.assert_allclose(track_features(np.ascontiguousarray(variant)), track_features(track),
+                                       rtol=1e-4, atol=1e-4)
