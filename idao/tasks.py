@@ -27,7 +27,8 @@ import torch
 from .errors import ConfigError
 
 # task name -> module holding its TASK; the folder of the module is also where its config.ini lives
-TASKS = {"cygno": "idao.cygno.task", "damic": "idao.damic.task", "egamma": "idao.egamma.task"}
+TASKS = {"cygno": "idao.cygno.task", "damic": "idao.damic.task", "egamma": "idao.egamma.task",
+         "icecube": "idao.icecube.task"}
 ALIASES = {"idao": "cygno"}  # task.name = idao keeps working
 
 

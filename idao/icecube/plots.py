@@ -1,0 +1,76 @@
+"""The IceCube report's figures: angular errors, errors against the event's properties, a 3D event display."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..reporting import grid, plt, save_figure
+from .io import angular_error
+
+
+def plot_error_histograms(errors: dict, path: Path) -> None:
+    """``{set: (network errors, line-fit errors)}`` in degrees, one panel per set."""
+    fig, axes = grid(len(errors))
+    for ax, (name, (net, line)) in zip(axes, errors.items()):
+        bins = np.linspace(0, 180, 61)
+        ax.hist(np.degrees(net), bins, histtype="step", label=f"network (mean {net.mean():.3f} rad)")
+        ax.hist(np.degrees(line), bins, histtype="step", label=f"line fit (mean {line.mean():.3f} rad)")
+        ax.set(xlabel="angular error (degrees)", ylabel="events", title=name)
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def _binned(ax, x, err, label, bins):
+    idx = np.clip(np.digitize(x, bins) - 1, 0, len(bins) - 2)
+    centres, means = [], []
+    for b in range(len(bins) - 1):
+        if (idx == b).any():
+            centres.append(0.5 * (bins[b] + bins[b + 1]))
+            means.append(err[idx == b].mean())
+    ax.plot(centres, means, "o-", ms=3, label=label)
+
+
+def plot_error_vs(events, pred: np.ndarray, line: np.ndarray, n_pulses: np.ndarray, path: Path, name: str) -> None:
+    """Mean angular error against true zenith and number of pulses, and per event type when known."""
+    net, fit = angular_error(pred, events.direction), angular_error(line, events.direction)
+    zenith = np.degrees(np.arccos(np.clip(events.direction[:, 2], -1, 1)))
+    types = events.extra.get("event_type")
+    fig, axes = grid(3 if types is not None else 2)
+    for err, label in ((net, "network"), (fit, "line fit")):
+        _binned(axes[0], zenith, err, label, np.linspace(0, 180, 10))
+        _binned(axes[1], n_pulses, err, label, np.unique(np.quantile(n_pulses, np.linspace(0, 1, 9))))
+    axes[0].set(xlabel="true zenith (degrees; > 90: up-going)", ylabel="mean angular error (rad)", title=f"{name}: vs zenith")
+    axes[1].set(xlabel="pulses in the event", ylabel="mean angular error (rad)", xscale="log", title="vs number of pulses")
+    if types is not None:
+        kinds = sorted(set(types))
+        x = np.arange(len(kinds))
+        axes[2].bar(x - 0.2, [net[types == k].mean() for k in kinds], 0.4, label="network")
+        axes[2].bar(x + 0.2, [fit[types == k].mean() for k in kinds], 0.4, label="line fit")
+        axes[2].set_xticks(x, kinds)
+        axes[2].set(ylabel="mean angular error (rad)", title="by event type")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_event(events, i: int, pred: np.ndarray, path: Path) -> None:
+    """One event in 3D: hit sensors coloured by time and sized by charge, the true and predicted directions
+    drawn through the charge-weighted centre (arrows point to where the neutrino came from)."""
+    pos, time, charge, _ = events.pulses(i)
+    fig = plt.figure(figsize=(7, 6))
+    ax = fig.add_subplot(projection="3d", computed_zorder=False)  # draw the directions over the sensors
+    g = events.geometry
+    ax.scatter(g[:, 0], g[:, 1], g[:, 2], s=0.3, c="0.85")
+    sc = ax.scatter(pos[:, 0], pos[:, 1], pos[:, 2], c=time, s=8 + 20 * np.sqrt(charge), cmap="viridis")
+    centre = np.average(pos, axis=0, weights=np.maximum(charge, 1e-3))
+    for vec, colour, label in ((events.direction[i], "tab:red", "true"), (pred[i], "tab:blue", "predicted")):
+        end = centre + 600 * np.asarray(vec) / np.linalg.norm(vec)
+        ax.plot(*np.column_stack([centre, end]), color=colour, lw=2.5, zorder=10, label=f"{label} direction")
+        ax.scatter(*end, color=colour, s=60, marker="o", zorder=11)
+    fig.colorbar(sc, ax=ax, shrink=0.6, label="time (ns)")
+    kind = events.extra.get("event_type")
+    ax.set(xlabel="x (m)", ylabel="y (m)", zlabel="z (m)",
+           title=f"event {events.event_id[i]}" + (f" ({kind[i]})" if kind is not None else "") + f", {len(time)} pulses")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
