@@ -40,7 +40,7 @@ def log_c3(kappa: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class DirectionObjective:
-    max_pulses: int = 128
+    max_pulses: int = 64
 
     metric_name = "mean angular error (rad)"
     num_outputs = 3
