@@ -132,6 +132,7 @@ class PulseSet:
     direction: np.ndarray | None  # (N, 3) unit vectors to where the neutrino came from; None if unlabelled
     cache: BatchCache
     extra: dict = field(default_factory=dict)  # side columns of the meta file (event_type, ...)
+    world: int = 1  # processes sharing the training (torchrun): epoch_order shards the files among them
 
     def __len__(self) -> int:
         return len(self.file)
@@ -140,7 +141,7 @@ class PulseSet:
         idx = np.asarray(idx, dtype=int)
         return PulseSet(self.geometry, self.file[idx], self.row[idx], self.event_id[idx],
                         None if self.direction is None else self.direction[idx], self.cache,
-                        {k: v[idx] for k, v in self.extra.items()})
+                        {k: v[idx] for k, v in self.extra.items()}, self.world)
 
     def pulses(self, i: int):
         """Event ``i``'s pulses: positions (P, 3) m, time (P,) ns, charge (P,), auxiliary (P,)."""
@@ -149,12 +150,30 @@ class PulseSet:
         return self.geometry[batch.sensor[a:b]], batch.time[a:b], batch.charge[a:b], batch.auxiliary[a:b]
 
     def epoch_order(self, generator: torch.Generator) -> np.ndarray:
-        """Files in random order, events shuffled within each file: one file read at a time."""
-        out = []
-        for f in torch.randperm(int(self.file.max()) + 1 if len(self) else 0, generator=generator).numpy():
-            mine = np.flatnonzero(self.file == f)
-            out.append(mine[torch.randperm(len(mine), generator=generator).numpy()])
-        return np.concatenate(out) if out else np.zeros(0, int)
+        """Files in random order, events shuffled within each file: one file read at a time.
+
+        Under torchrun (``world`` > 1) the files are dealt round-robin to the
+        processes and their event streams interleaved, so that position p of the
+        order comes from process p % world's files: the engine gives each
+        process every world-th item of a batch, so each process reads only its
+        own files (per-rank file sharding; only the longer streams' tails cross
+        over). With one process this is the plain file-by-file order.
+        """
+        files = torch.randperm(int(self.file.max()) + 1 if len(self) else 0, generator=generator).numpy()
+        streams = []
+        for rank in range(self.world):
+            mine = []
+            for f in files[rank :: self.world]:
+                events = np.flatnonzero(self.file == f)
+                mine.append(events[torch.randperm(len(events), generator=generator).numpy()])
+            streams.append(np.concatenate(mine) if mine else np.zeros(0, int))
+        if self.world == 1:
+            return streams[0]
+        width = max(len(s) for s in streams)
+        grid = np.full((width, self.world), -1)
+        for rank, stream in enumerate(streams):
+            grid[: len(stream), rank] = stream
+        return grid[grid >= 0]  # row by row: p % world is the rank while every stream lasts
 
 
 def direction_of(azimuth, zenith) -> np.ndarray:

@@ -63,6 +63,7 @@ def prepare(cfg, rt, simulate: bool = True) -> tuple[PulseSet, np.ndarray, np.nd
             ensure_data(cfg.icecube)
     icfg = cfg.icecube
     data = read_split(icfg.root, "train", True, cache_files=icfg.cache_files, max_files=icfg.max_files)
+    data.world = rt.dist.world  # each process reads its own share of the files (PulseSet.epoch_order)
     train_idx, val_idx = stratified_split(np.zeros(len(data), int), icfg.val_fraction, cfg.train.seed)
     return data, train_idx, val_idx
 

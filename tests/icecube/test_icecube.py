@@ -118,6 +118,17 @@ def test_epoch_order_reads_one_file_at_a_time(sim):
     assert (np.diff(data.file[order]) != 0).sum() == 2  # 3 files, each visited once
 
 
+def test_under_torchrun_each_process_reads_only_its_own_files(sim):
+    data = read_split(sim, "train", True)
+    data.world = 2
+    order = data.epoch_order(torch.Generator().manual_seed(3))
+    assert sorted(order) == list(range(len(data)))
+    files = data.file[order]
+    shared = 200  # 3 files of 100 events dealt to 2 processes: streams of 200 and 100, alternating for 100 rows
+    rank0, rank1 = set(files[:shared:2]), set(files[1:shared:2])  # the engine's batch[rank::world] (even batch)
+    assert len(rank0) >= 1 and len(rank1) >= 1 and not rank0 & rank1
+
+
 @pytest.mark.skipif(not GRAPHNET.is_dir(), reason=f"GraphNeT's real events not found at {GRAPHNET}")
 def test_converter_reads_and_reconstructs_the_five_real_events(tmp_path):
     from idao.icecube.convert import convert
