@@ -26,7 +26,6 @@ from pathlib import Path
 
 
 def measure(folder: str, steps: int, load: bool, threads: int) -> dict:
-    import numpy as np
     import torch
 
     from idao.egamma.io import read_images

@@ -2,6 +2,10 @@
 
 Each channel is standardised with the mean and std measured once on the
 training set (stored in the checkpoint and the export, never per batch).
+``energy_threshold`` re-applies zero suppression (hits below it cleared in
+both channels) before anything else, in training and prediction alike: a
+model that never sees hits below, say, 0.3 GeV cannot be moved by a change of
+electronic noise that stays below it.
 Augmentation: flips of either axis; the physics is symmetric under both (the
 bending side depends on the charge, eta on the event).
 """
@@ -25,6 +29,7 @@ class EgammaObjective:
     channel_mean: tuple[float, ...] = (0.0, 0.0)
     channel_std: tuple[float, ...] = (1.0, 1.0)
     augment: bool = True
+    energy_threshold: float = 0.0  # GeV: hits below are cleared (0: as in the file)
     in_chans: int = 2
 
     metric_name = "AUC"
@@ -33,7 +38,15 @@ class EgammaObjective:
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.rand(n, 2, generator=generator)
 
+    def suppress(self, x: np.ndarray) -> np.ndarray:
+        """(B, 2, H, W) with hits below ``energy_threshold`` cleared in both channels."""
+        if self.energy_threshold > 0:
+            x = x * (x[:, :1] >= self.energy_threshold)
+        return x
+
     def standardise(self, x: np.ndarray) -> torch.Tensor:
+        """File images -> the model's input: zero suppression, then per-channel standardisation."""
+        x = self.suppress(x)
         mean = torch.tensor(self.channel_mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.tensor(self.channel_std, dtype=torch.float32).view(1, -1, 1, 1)
         return (torch.from_numpy(x) - mean) / std
@@ -72,14 +85,16 @@ class EgammaObjective:
         return best is None or (math.isfinite(new) and new > best)
 
 
-def fit_channel_stats(data: ImageSet, batch: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std over every training image, streamed block by block (this pass also checks every
-    training image for NaN before any training)."""
+def fit_channel_stats(data: ImageSet, energy_threshold: float = 0.0,
+                      batch: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std over every training image (after zero suppression at ``energy_threshold``),
+    streamed block by block (this pass also checks every training image for NaN before any training)."""
     order = np.argsort(data.block_of, kind="stable")
     total = total_sq = 0.0
     count = 0
     for start in range(0, len(order), batch):
-        x = data.read(order[start : start + batch]).astype(np.float64)
+        x = EgammaObjective(energy_threshold=energy_threshold).suppress(data.read(order[start : start + batch]))
+        x = x.astype(np.float64)
         total = total + x.sum(axis=(0, 2, 3))
         total_sq = total_sq + (x * x).sum(axis=(0, 2, 3))
         count += x.shape[0] * x.shape[2] * x.shape[3]

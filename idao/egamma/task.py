@@ -26,7 +26,7 @@ from ..runtime import make_runtime, training_runtime
 from ..schema import COUNT, FRACTION, NON_NEGATIVE, check_readable, check_rules, check_writable_dir
 from ..splits import stratified_split
 from .export import export
-from .io import ImageSet, expand, read_images
+from .io import ImageSet, expand, open_h5, read_images
 from .objective import EgammaObjective, fit_channel_stats
 from .plots import plot_accuracy_curves, plot_examples, plot_roc, plot_scores
 
@@ -34,7 +34,8 @@ NAME = "egamma"
 MODEL = "egamma"  # checkpoints egamma_best.pt / egamma_last.pt
 RULES = {"egamma.simulate_events": NON_NEGATIVE, "egamma.simulate_seed": NON_NEGATIVE,
          "egamma.val_fraction": FRACTION, "egamma.test_fraction": FRACTION, "egamma.block_rows": COUNT,
-         "egamma.shuffle_blocks": COUNT, "egamma.output.bootstrap": NON_NEGATIVE}
+         "egamma.shuffle_blocks": COUNT, "egamma.output.bootstrap": NON_NEGATIVE,
+         "egamma.energy_threshold": NON_NEGATIVE}
 # what generate_submission.py and report.py take from the checkpoint unless set: the data and its splits
 REMEMBERED = ("egamma.train", "egamma.val_fraction", "egamma.test_fraction", "train.seed", "egamma.model.model")
 
@@ -85,8 +86,7 @@ def prepare(cfg, rt, simulate: bool = True):
 
 
 def is_simulated(data: ImageSet) -> bool:
-    from .io import open_h5
-
+    """Whether the first file was written by idao's simulator (its ``simulated`` attribute)."""
     with open_h5(data.sources[0].path) as f:
         return "simulated" in f.attrs
 
@@ -96,8 +96,9 @@ def train(cfg) -> list[dict]:
     settings = ModelSettings.from_section(model_section(cfg), "egamma.model")
     with training_runtime(cfg.train) as rt:
         data, (train_idx, val_idx, test_idx) = prepare(cfg, rt)
-        mean, std = fit_channel_stats(data.subset(train_idx))
-        objective = EgammaObjective(mean, std, model_section(cfg).augment)
+        threshold = cfg.egamma.energy_threshold
+        mean, std = fit_channel_stats(data.subset(train_idx), threshold)
+        objective = EgammaObjective(mean, std, model_section(cfg).augment, threshold)
         if rt.dist.main:
             print(f"calorimeter images: {len(data)} ({int(data.label.sum())} electrons) in {len(data.sources)} files; "
                   f"training on {len(train_idx)}, validating on {len(val_idx)}, {len(test_idx)} held out for test; "

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import h5py
@@ -214,3 +213,19 @@ def test_notebook_runs_top_to_bottom(tmp_path, sim):
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     assert 0 <= scope["test"]["auc"] <= 1 and len(scope["p"]) == 400
     assert (tmp_path / "results" / "model.safetensors").exists()
+
+
+def test_energy_threshold_clears_weak_hits_in_both_channels_and_travels_with_the_export(tmp_path):
+    from idao.egamma.export import export, load_exported
+    from idao.egamma.objective import EgammaObjective
+    from idao.models import build_model
+
+    x = np.zeros((1, 2, 32, 32), np.float32)
+    x[0, :, 3, 3] = (0.15, 1.5)  # a weak hit (GeV, ns)
+    x[0, :, 16, 16] = (20.0, -0.2)
+    objective = EgammaObjective(energy_threshold=0.2)
+    out = objective.suppress(x)
+    assert (out[0, :, 3, 3] == 0).all() and tuple(out[0, :, 16, 16]) == (20.0, np.float32(-0.2))
+    assert (EgammaObjective().suppress(x) == x).all()  # 0: the file's own zero suppression
+    path = export(build_model("egamma_cnn"), objective, "egamma_cnn", "[egamma]\n", tmp_path / "m.safetensors")
+    assert load_exported(path)[1].energy_threshold == 0.2
