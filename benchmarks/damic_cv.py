@@ -29,7 +29,8 @@ from sklearn.model_selection import StratifiedKFold
 from idao.config import load_config
 from idao.damic.io import EV_PER_ELECTRON
 from idao.damic.metrics import classification_metrics, iou
-from idao.damic.task import frame_boxes, load_events, load_model, model_classes, model_section, train_model
+from idao.damic.task import (frame_boxes, load_events, load_model, model_classes, model_section, parse_priors,
+                             train_model, with_priors)
 from idao.engine import RunSettings, predict_outputs
 from idao.runtime import make_runtime
 from idao.splits import stratified_split
@@ -51,10 +52,10 @@ def noisy_file(path: Path, out: Path, noise_label: int | None, seed: int = 0) ->
     return out
 
 
-def score(cfg, rt, run, test, classes) -> dict:
+def score(cfg, rt, run, test, classes, priors=None) -> dict:
     model, head = load_model(cfg, rt, run)
     pred = head.predict(predict_outputs(model, head, test, 256, rt))
-    m = classification_metrics(test.label, pred[:, : len(classes)], classes)
+    m = classification_metrics(test.label, with_priors(pred[:, : len(classes)], head.class_fractions, priors), classes)
     boxes = frame_boxes(head, test, pred[:, len(classes):])
     has_box = test.particle != "noise"
     m["iou"] = float(iou(boxes[has_box], test.boxes[has_box]).mean()) if has_box.any() else float("nan")
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--out", help="also write the table (markdown) here")
     parser.add_argument("--config", default=None)
     parser.add_argument("--noise-transfer", action="store_true", help="also train and score clean <-> noisy")
+    parser.add_argument("--test-mix", help="also score each held-out fold subsampled to these class fractions "
+                        "(e.g. electron=0.77,muon=0.23, the thesis' test file), without and with damic.test_priors")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="damic-cv-"))
@@ -90,12 +93,25 @@ def main() -> None:
         variants = {"clean": (part, test)}
         if noisy is not None:  # the same events, with the frame-wide dark current
             variants["noisy"] = (noisy.subset(train_idx), noisy.subset(test_idx))
+        mixed = {}
+        if args.test_mix:  # the fold thinned to the file's expected class mix (every event of the largest share kept)
+            mix = parse_priors(args.test_mix, classes)
+            have = np.bincount(test.label, minlength=len(classes))
+            keep_n = np.floor(mix * np.min(have / mix)).astype(int)
+            rng = np.random.default_rng(k)
+            keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(test.label == j), keep_n[j], replace=False)
+                                           for j in range(len(classes))]))
+            mixed = {f"clean {args.test_mix}": (test.subset(keep), None),
+                     f"clean {args.test_mix}, priors set": (test.subset(keep), mix)}
         for trained_on, (train_part, _) in variants.items():
             t0 = time.time()
             run = RunSettings(cfg.train.seed, False, work / f"fold{k}-{trained_on}", cfg.as_dict())
             result = train_model(cfg, train_part.subset(fit_idx), train_part.subset(val_idx), rt, run)
-            for scored_on, (_, test_part) in variants.items():
-                m = score(cfg, rt, run, test_part, classes)
+            scored = {name: (test_part, None) for name, (_, test_part) in variants.items()}
+            if trained_on == "clean":
+                scored.update(mixed)
+            for scored_on, (test_part, priors) in scored.items():
+                m = score(cfg, rt, run, test_part, classes, priors)
                 rows.append(dict(fold=k, trained=trained_on, scored=scored_on, n=len(test_part),
                                  accuracy=m["accuracy"], balanced=m["balanced_accuracy"], auc=m["auc"], iou=m["iou"],
                                  epochs=result["epochs_run"], seconds=time.time() - t0))
@@ -106,7 +122,8 @@ def main() -> None:
     lines = [f"Data: `{args.data}` ({len(events)} events: "
              + ", ".join(f"{c} {int((events.label == j).sum())}" for j, c in enumerate(classes)) + f"), {args.folds} folds, "
              f"model `{model_section(cfg).model}`, bin {cfg.damic.bin}, log scale {cfg.damic.log_scale}, add noise "
-             f"{cfg.damic.add_noise}, seed {cfg.train.seed}; overrides: {' '.join(args.overrides) or 'none'}; "
+             f"{cfg.damic.add_noise}, seed {cfg.train.seed}; overrides: {' '.join(args.overrides) or 'none'}"
+             + (f"; --test-mix {args.test_mix}" if args.test_mix else "") + "; "
              f"{time.time() - t_all:.0f} s in all on 2 CPU cores", "",
              "| fold | trained on | scored on | test events | accuracy | balanced accuracy | ROC-AUC | mean IoU | epochs | "
              "seconds |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
