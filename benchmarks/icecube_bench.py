@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,12 +54,10 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from idao.icecube.io import angular_error, direction_of, read_split
+    from idao.icecube.io import angular_error, read_split, with_test_truth
     from idao.icecube.linefit import line_fit_all
     from idao.icecube.simulate import simulate_dataset
-    from idao.icecube.task import model_directions
-    from idao.engine import load_trained, ModelSettings
-    from idao.icecube.objective import DirectionObjective
+    from idao.icecube.task import load_model, model_directions
     from idao.runtime import make_runtime
     from idao.config import load_config
 
@@ -76,12 +73,9 @@ def main() -> None:
     train_s = time.time() - t
     cfg = load_config(None, overrides, echo=False)
     rt = make_runtime(cfg.train)
-    model, objective = load_trained(work / "ck" / "icecube" / "direction_best.pt",
-                                    ModelSettings.from_section(cfg.section("icecube.model"), "icecube.model"),
-                                    {"icecube": {"max_pulses": cfg.icecube.max_pulses}}, DirectionObjective, rt)
-    test = read_split(root, "test", labelled=False)
-    truth = pd.read_parquet(root / "test_truth.parquet").set_index("event_id").loc[test.event_id]
-    true = direction_of(truth["azimuth"], truth["zenith"])
+    model, objective = load_model(cfg, rt)
+    test = with_test_truth(root, read_split(root, "test", labelled=False))
+    true, kinds = test.direction, test.extra["event_type"]
     test.pulses(0)  # the file read, outside the timings
     t = time.time()
     net = model_directions(model, objective, test, rt)
@@ -100,8 +94,8 @@ def main() -> None:
              "| events (test split) | n | network mean error (rad) | line fit mean error (rad) | ratio |",
              "|---|---:|---:|---:|---:|",
              f"| all | {len(true)} | **{err_net.mean():.4f}** | {err_line.mean():.4f} | **{err_net.mean() / err_line.mean():.2f}** |"]
-    for kind in sorted(set(truth["event_type"])):
-        m = (truth["event_type"] == kind).to_numpy()
+    for kind in sorted(set(kinds)):
+        m = kinds == kind
         lines.append(f"| {kind} | {m.sum()} | {err_net[m].mean():.4f} | {err_line[m].mean():.4f} | "
                      f"{err_net[m].mean() / err_line[m].mean():.2f} |")
     lines += ["", "| speed | events/s |", "|---|---:|",

@@ -13,10 +13,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 
 from idao.config import load_config
-from idao.icecube.io import angular_error, direction_of, read_split
+from idao.icecube.io import angular_error, read_split, with_test_truth
 from idao.icecube.linefit import line_fit_all
 from idao.icecube.simulate import Physics, simulate_dataset
 from idao.icecube.task import load_model, model_directions
@@ -46,12 +45,10 @@ def main() -> None:
     ratios = []
     for k, (name, knobs) in enumerate(POINTS):
         root = simulate_dataset(work / str(k), 10, args.events, args.events, seed=11, p=Physics(**knobs))
-        test = read_split(root, "test", labelled=False)
-        truth = pd.read_parquet(root / "test_truth.parquet").set_index("event_id").loc[test.event_id]
-        true = direction_of(truth["azimuth"], truth["zenith"])
-        net = angular_error(model_directions(model, objective, test, rt), true)
-        line = angular_error(line_fit_all(test), true)
-        per = " / ".join(f"{net[(truth['event_type'] == t).to_numpy()].mean():.3f}" for t in ("track", "starting", "cascade"))
+        test = with_test_truth(root, read_split(root, "test", labelled=False))
+        net = angular_error(model_directions(model, objective, test, rt), test.direction)
+        line = angular_error(line_fit_all(test), test.direction)
+        per = " / ".join(f"{net[test.extra['event_type'] == t].mean():.3f}" for t in ("track", "starting", "cascade"))
         ratios.append((net.mean() / line.mean(), name))
         lines.append(f"| {name} | {net.mean():.3f} | {line.mean():.3f} | {net.mean() / line.mean():.2f} | {per} |")
         print(lines[-1], flush=True)

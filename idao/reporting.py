@@ -59,6 +59,14 @@ def roc_panel(ax, curves, title: str, log_fpr: bool = False, xlabel: str = "fals
     ax.legend(fontsize=8)
 
 
+def plot_roc_pair(curves, path: Path, title: str, xlabel: str, ylabel: str) -> None:
+    """One figure of two ``roc_panel``s over the same curves: linear and logarithmic false-positive axes."""
+    fig, axes = grid(2, size=5.0)
+    for ax, log_fpr in zip(axes, (False, True)):
+        roc_panel(ax, curves, title, log_fpr, xlabel=xlabel, ylabel=ylabel)
+    save_figure(fig, path)
+
+
 def load_histories(checkpoint_dir: Path, names) -> dict:
     """``{name: (history, metric name, best epoch)}`` from each model's last checkpoint, where there is one."""
     out = {}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting import grid, plt, roc_panel, save_figure
+from ..reporting import grid, plot_roc_pair, plt, save_figure
 from .names import ENERGIES
 from .postprocess import SPLIT_LEVELS, nearest
 
@@ -26,12 +26,8 @@ class SplitResult:
 
 def plot_roc(results: dict, path: Path) -> None:
     """ER-positive ROC of every split: linear and log false-positive axes side by side."""
-    fig, axes = grid(2, size=5.0)
-    curves = [(name, r.is_er, r.score) for name, r in results.items()]
-    for ax, log_fpr in zip(axes, (False, True)):
-        roc_panel(ax, curves, "ROC, ER positive", log_fpr, xlabel="false positive rate (NR called ER)",
-                  ylabel="true positive rate (ER)")
-    save_figure(fig, path)
+    plot_roc_pair([(name, r.is_er, r.score) for name, r in results.items()], path, "ROC, ER positive",
+                  "false positive rate (NR called ER)", "true positive rate (ER)")
 
 
 def plot_energy_correlation(results: dict, path: Path) -> None:

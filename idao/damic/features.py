@@ -23,7 +23,7 @@ NAMES = ("log_energy", "log_pixels", "log_major_var", "log_minor_var", "log_elon
          "box_fill", "edge_fraction", "clusters", "log_p10_pixel", "log_p90_pixel", "pixel_spread_ratio",
          "thickness_mean", "thickness_std", "thickness_max", "log_box_long", "log_box_short")
 PROFILE_BINS = 8
-SHAPE_START = NAMES[: NAMES.index("box_fill")]  # the features before the occupancy ones
+OCCUPANCY = NAMES.index("box_fill")  # where the occupancy features start
 
 
 def occupancy_features(track: np.ndarray) -> list[float]:
@@ -50,7 +50,7 @@ def track_features(track: np.ndarray) -> np.ndarray:
     out[0], out[1] = np.log1p(total), np.log(n + 1)
     if n < 3:  # a dot (or an empty frame): no direction to measure
         return out
-    out[len(SHAPE_START):] = occupancy_features(track)
+    out[OCCUPANCY:] = occupancy_features(track)
     centre = np.array([np.average(rows, weights=w), np.average(cols, weights=w)])
     d = np.column_stack([rows, cols]) - centre
     eigval, eigvec = np.linalg.eigh(np.cov(d.T, aweights=w))
@@ -66,7 +66,7 @@ def track_features(track: np.ndarray) -> np.ndarray:
     coef = np.linalg.lstsq(design, across * np.sqrt(w), rcond=None)[0]
     residual = across - (coef[0] + coef[1] * t + coef[2] * t * t)
     top = np.sort(w)[::-1]
-    out[2:len(SHAPE_START)] = [np.log(major), np.log(minor), np.log(major / minor), np.log(length), np.log1p(total / length),
+    out[2:OCCUPANCY] = [np.log(major), np.log(minor), np.log(major / minor), np.log(length), np.log1p(total / length),
                np.log1p(w.std()), 100.0 * w.max() / total, profile.std() / (profile.mean() + 1e-9),
                (profile[0] + profile[-1]) / total, np.sqrt(np.average(across ** 2, weights=w)),
                np.log((profile.max() + 1) / (profile.min() + 1)), abs(np.log((profile[0] + 1) / (profile[-1] + 1))),

@@ -18,9 +18,13 @@ def model_inputs(name: str) -> str:
     return INPUTS.get(name, "image")
 
 
-def _feature_mlp(drop_rate: float, width: int = 64) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(len(FEATURE_NAMES), width), torch.nn.ReLU(inplace=True),
-                               torch.nn.Dropout(drop_rate), torch.nn.Linear(width, width), torch.nn.ReLU(inplace=True))
+FEATURE_WIDTH = 64  # the features' hidden layers
+
+
+def _feature_mlp(drop_rate: float) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Linear(len(FEATURE_NAMES), FEATURE_WIDTH), torch.nn.ReLU(inplace=True),
+                               torch.nn.Dropout(drop_rate), torch.nn.Linear(FEATURE_WIDTH, FEATURE_WIDTH),
+                               torch.nn.ReLU(inplace=True))
 
 
 class TrackCNN(torch.nn.Module):
@@ -45,7 +49,7 @@ class TrackCNN(torch.nn.Module):
         self.hidden = torch.nn.Sequential(torch.nn.Dropout(drop_rate), torch.nn.Linear(prev * 16, 128),
                                           torch.nn.ReLU(inplace=True), torch.nn.Dropout(drop_rate))
         self.physics = _feature_mlp(drop_rate) if features else None
-        self.fc = torch.nn.Linear(128 + (64 if features else 0), num_outputs)
+        self.fc = torch.nn.Linear(128 + (FEATURE_WIDTH if features else 0), num_outputs)
 
     def get_classifier(self) -> torch.nn.Module:
         return self.fc
@@ -63,7 +67,7 @@ class FeatureMLP(torch.nn.Module):
     def __init__(self, num_outputs: int, drop_rate: float = 0.0):
         super().__init__()
         self.body = _feature_mlp(drop_rate)
-        self.fc = torch.nn.Linear(64, num_outputs)
+        self.fc = torch.nn.Linear(FEATURE_WIDTH, num_outputs)
 
     def get_classifier(self) -> torch.nn.Module:
         return self.fc

@@ -138,7 +138,8 @@ def make_objective(cfg, train: Events) -> TrackObjective:
                                mcfg.box_weight, mcfg.box_target, reads=model_inputs(mcfg.model))
     mean, std = fit_stats(objective, train)
     fractions = tuple(float(np.mean(train.label == j)) for j in range(len(objective.classes)))
-    feature_mean, feature_std = fit_feature_stats(train)
+    # the features are measured (and cached) only for models that read them
+    feature_mean, feature_std = fit_feature_stats(train) if "features" in objective.reads else ((), ())
     return dataclasses.replace(objective, mean=mean, std=std, class_fractions=fractions, feature_mean=feature_mean,
                                feature_std=feature_std)
 

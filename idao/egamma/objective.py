@@ -24,6 +24,11 @@ from ..errors import DataError
 from .io import ImageSet
 
 
+def suppress(x: np.ndarray, threshold: float) -> np.ndarray:
+    """(B, 2, H, W) with hits below ``threshold`` GeV cleared in both channels (0: unchanged)."""
+    return x * (x[:, :1] >= threshold) if threshold > 0 else x
+
+
 @dataclass(frozen=True)
 class EgammaObjective:
     channel_mean: tuple[float, ...] = (0.0, 0.0)
@@ -39,10 +44,7 @@ class EgammaObjective:
         return torch.rand(n, 2, generator=generator)
 
     def suppress(self, x: np.ndarray) -> np.ndarray:
-        """(B, 2, H, W) with hits below ``energy_threshold`` cleared in both channels."""
-        if self.energy_threshold > 0:
-            x = x * (x[:, :1] >= self.energy_threshold)
-        return x
+        return suppress(x, self.energy_threshold)
 
     def standardise(self, x: np.ndarray) -> torch.Tensor:
         """File images -> the model's input: zero suppression, then per-channel standardisation."""
@@ -93,8 +95,7 @@ def fit_channel_stats(data: ImageSet, energy_threshold: float = 0.0,
     total = total_sq = 0.0
     count = 0
     for start in range(0, len(order), batch):
-        x = EgammaObjective(energy_threshold=energy_threshold).suppress(data.read(order[start : start + batch]))
-        x = x.astype(np.float64)
+        x = suppress(data.read(order[start : start + batch]), energy_threshold).astype(np.float64)
         total = total + x.sum(axis=(0, 2, 3))
         total_sq = total_sq + (x * x).sum(axis=(0, 2, 3))
         count += x.shape[0] * x.shape[2] * x.shape[3]

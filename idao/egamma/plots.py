@@ -5,16 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting import grid, plt, roc_panel, save_figure
+from ..reporting import grid, plot_roc_pair, plt, save_figure
 
 
 def plot_roc(results: dict, path: Path) -> None:
     """Electron-positive ROC of every set ``{name: (y, p)}``: linear and log false-positive axes."""
-    fig, axes = grid(2, size=5.0)
-    for ax, log_fpr in zip(axes, (False, True)):
-        roc_panel(ax, [(n, y == 1, p) for n, (y, p) in results.items()], "ROC, electron positive", log_fpr,
-                  xlabel="false positive rate (photon called electron)", ylabel="true positive rate (electron)")
-    save_figure(fig, path)
+    plot_roc_pair([(n, y == 1, p) for n, (y, p) in results.items()], path, "ROC, electron positive",
+                  "false positive rate (photon called electron)", "true positive rate (electron)")
 
 
 def plot_accuracy_curves(history: list[dict], best_epoch: int, path: Path) -> None:

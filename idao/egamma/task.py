@@ -118,11 +118,12 @@ def load_model(cfg, rt, run: RunSettings | None = None):
                         EgammaObjective, rt)
 
 
-def to_predict(cfg) -> ImageSet:
-    """``egamma.test``, or the held-out test split of the training files."""
+def to_predict(cfg, prepared=None) -> ImageSet:
+    """``egamma.test``, or the held-out test split of the training files (``prepared``: the training data and
+    splits already read, so they are not read again)."""
     if str(cfg.egamma.test).strip():
         return read(cfg.egamma, cfg.egamma.test, labelled=False)
-    data, (_, _, test_idx) = prepare(cfg, make_runtime(cfg.train), simulate=False)
+    data, (_, _, test_idx) = prepared or prepare(cfg, make_runtime(cfg.train), simulate=False)
     return data.subset(test_idx)
 
 
@@ -159,12 +160,12 @@ def summarize(y: np.ndarray, p: np.ndarray, resamples: int) -> dict:
                 electron_efficiency=float(np.mean(p[y == 1] > 0.5)), photon_rejection=float(np.mean(p[y == 0] <= 0.5)))
 
 
-def test_result(cfg) -> tuple[np.ndarray, np.ndarray] | None:
+def test_result(cfg, prepared) -> tuple[np.ndarray, np.ndarray] | None:
     """Labels and P(electron) of the predictions CSV (what a user hands on), when its images are labelled."""
     out = Path(output_section(cfg).predictions)
     if not out.exists():
         return None
-    data = to_predict(cfg)
+    data = to_predict(cfg, prepared)
     if data.label is None:
         return None
     table = pd.read_csv(out, dtype={"id": str}).set_index("id").reindex(data.ids)
@@ -180,10 +181,11 @@ def report(cfg) -> dict:
     rt = make_runtime(cfg.train)
     run = RunSettings.from_config(cfg, NAME)
     model, objective = load_model(cfg, rt, run)
-    data, (_, val_idx, _) = prepare(cfg, rt, simulate=False)
+    prepared = prepare(cfg, rt, simulate=False)
+    data, (_, val_idx, _) = prepared
     val = data.subset(val_idx)
     results = {"validation": (val.label, objective.predict(predict_outputs(model, objective, val, 1024, rt)))}
-    test = test_result(cfg)
+    test = test_result(cfg, prepared)
     if test is not None:
         results["test"] = test
     resamples = output_section(cfg).bootstrap

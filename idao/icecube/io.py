@@ -176,6 +176,19 @@ class PulseSet:
         return grid[grid >= 0]  # row by row: p % world is the rank while every stream lasts
 
 
+def with_test_truth(root, test: PulseSet) -> PulseSet:
+    """``test`` with its truth from ``<root>/test_truth.parquet`` (written beside ``test/`` by the simulator):
+    ``direction`` and, where known, ``extra["event_type"]``."""
+    path = Path(root) / "test_truth.parquet"
+    truth = pd.read_parquet(path).set_index("event_id").reindex(test.event_id)
+    if truth["azimuth"].isna().any():
+        raise DataError(f"{path}: no truth for {int(truth['azimuth'].isna().sum())} test events")
+    test.direction = direction_of(truth["azimuth"], truth["zenith"])
+    if "event_type" in truth:
+        test.extra = {**test.extra, "event_type": truth["event_type"].to_numpy()}
+    return test
+
+
 def direction_of(azimuth, zenith) -> np.ndarray:
     """(N, 3) unit vectors pointing to where the neutrino came from."""
     azimuth, zenith = np.asarray(azimuth, np.float64), np.asarray(zenith, np.float64)

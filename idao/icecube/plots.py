@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 
 from ..reporting import grid, plt, save_figure
-from .io import angular_error
 
 
 def plot_error_histograms(errors: dict, path: Path) -> None:
@@ -31,9 +30,9 @@ def _binned(ax, x, err, label, bins):
     ax.plot(centres, means, "o-", ms=3, label=label)
 
 
-def plot_error_vs(events, pred: np.ndarray, line: np.ndarray, n_pulses: np.ndarray, path: Path, name: str) -> None:
-    """Mean angular error against true zenith and number of pulses, and per event type when known."""
-    net, fit = angular_error(pred, events.direction), angular_error(line, events.direction)
+def plot_error_vs(events, net: np.ndarray, fit: np.ndarray, n_pulses: np.ndarray, path: Path, name: str) -> None:
+    """Mean angular error of the network (``net``) and the line fit (``fit``) against true zenith and number of
+    pulses, and per event type when known."""
     zenith = np.degrees(np.arccos(np.clip(events.direction[:, 2], -1, 1)))
     types = events.extra.get("event_type")
     fig, axes = grid(3 if types is not None else 2)

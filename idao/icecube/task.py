@@ -23,7 +23,7 @@ from ..reporting import load_histories, plot_learning_curves, write_report
 from ..runtime import make_runtime, training_runtime
 from ..schema import COUNT, FRACTION, NON_NEGATIVE, Choice, check_readable, check_rules, check_writable_dir
 from ..splits import stratified_split
-from .io import PulseSet, angles_of, angular_error, direction_of, read_split
+from .io import PulseSet, angles_of, angular_error, direction_of, read_split, with_test_truth
 from .linefit import line_fit_all
 from .objective import DirectionObjective
 from .plots import plot_error_histograms, plot_error_vs, plot_event
@@ -115,8 +115,8 @@ def generate(cfg) -> pd.DataFrame:
     return table
 
 
-def summarize(true: np.ndarray, pred: np.ndarray, line: np.ndarray, extra: dict) -> dict:
-    err, err_line = angular_error(pred, true), angular_error(line, true)
+def summarize(true: np.ndarray, pred: np.ndarray, line: np.ndarray, err: np.ndarray, err_line: np.ndarray,
+              extra: dict) -> dict:
     up_true, up_pred = true[:, 2] < 0, pred[:, 2] < 0  # came from below: up-going
     m = dict(n=int(len(true)), mean_angular_error=float(err.mean()), median_angular_error=float(np.median(err)),
              linefit_mean_angular_error=float(err_line.mean()), ratio_to_linefit=float(err.mean() / err_line.mean()),
@@ -141,28 +141,26 @@ def report(cfg) -> dict:
     truth_path = Path(cfg.icecube.root) / "test_truth.parquet"
     out = Path(output_section(cfg).submission)
     if truth_path.exists() and out.exists():
-        test = read_split(cfg.icecube.root, "test", labelled=False, cache_files=cfg.icecube.cache_files)
-        truth = pd.read_parquet(truth_path).set_index("event_id").reindex(test.event_id)
+        test = with_test_truth(cfg.icecube.root,
+                               read_split(cfg.icecube.root, "test", labelled=False, cache_files=cfg.icecube.cache_files))
         sub = pd.read_csv(out).set_index("event_id").reindex(test.event_id)
         if sub["azimuth"].isna().any():
             raise DataError(f"{out}: no prediction for {int(sub['azimuth'].isna().sum())} test events; "
                             "run generate_submission.py again")
-        test.direction = direction_of(truth["azimuth"], truth["zenith"])
-        test.extra = {"event_type": truth["event_type"].to_numpy()} if "event_type" in truth else {}
         sets["test"] = (test, direction_of(sub["azimuth"], sub["zenith"]))
     metrics, results = {}, {}
     for name, (events, submitted) in sets.items():
         pred = submitted if submitted is not None else model_directions(model, objective, events, rt)
         line = line_fit_all(events)
+        err, err_line = angular_error(pred, events.direction), angular_error(line, events.direction)
         n_pulses = np.array([len(events.pulses(i)[1]) for i in range(len(events))])  # events are in file order
-        metrics[name] = summarize(events.direction, pred, line, events.extra)
-        results[name] = (events, pred, line, n_pulses)
+        metrics[name] = summarize(events.direction, pred, line, err, err_line, events.extra)
+        results[name] = (events, pred, err, err_line, n_pulses)
     images = [folder / n for n in ("angular_error.png", "error_vs.png", "event_display.png", "learning_curves.png")]
-    plot_error_histograms({n: (angular_error(p, e.direction), angular_error(lf, e.direction))
-                           for n, (e, p, lf, _) in results.items()}, images[0])
+    plot_error_histograms({n: (err, err_line) for n, (_, _, err, err_line, _) in results.items()}, images[0])
     shown = "test" if "test" in results else "validation"
-    events, pred, line, n_pulses = results[shown]
-    plot_error_vs(events, pred, line, n_pulses, images[1], shown)
+    events, pred, err, err_line, n_pulses = results[shown]
+    plot_error_vs(events, err, err_line, n_pulses, images[1], shown)
     plot_event(events, int(np.argmax(n_pulses)), pred, images[2])
     plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[3])
     m = metrics[shown]
