@@ -1,7 +1,8 @@
 """Submission time against the PNG-decode floor, for each test-time augmentation setting, in one run.
 
-    python benchmarks/submission_time.py --root data/idao_dataset --tta 8,4,2,1 --out docs/submission_time.md
+    python benchmarks/submission_time.py --root data/idao_dataset --tta 8/1,8/0.25,8/0.1,1/1 --out docs/submission_time.md
 
+Each setting is ``submission.tta/submission.tta_fraction``.
 Needs a trained model (``train.py``) for that dataset. Each setting predicts every test PNG from cold files
 (no crop cache); the floor is the time to only decode the same PNGs with the same two processes, measured
 right before it, so the ratio holds on a noisy machine. Scores need the simulated ``labels.csv``.
@@ -33,18 +34,21 @@ def decode_floor(paths) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="data/idao_dataset")
-    parser.add_argument("--tta", default="8,4,2,1")
+    parser.add_argument("--tta", default="8/1,8/0.25,8/0.1,4/1,1/1", help="tta/tta_fraction settings")
     parser.add_argument("--out")
     args = parser.parse_args()
     samples = {split: split_samples(args.root, split) for split in TEST_SPLITS}
     paths = [s.path for part in samples.values() for s in part]
     labels = read_labels(args.root)
     lines = [f"`python benchmarks/submission_time.py --root {args.root} --tta {args.tta}`: {len(paths)} test PNGs, "
-             "2 CPU cores, cold files.", "", "| submission.tta | submission s | decode floor s | ratio | public | private |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    for tta in (int(t) for t in args.tta.split(",")):
+             "2 CPU cores, cold files.", "",
+             "| submission.tta | tta_fraction | submission s | decode floor s | ratio | public | private |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for setting in args.tta.split(","):
+        tta, _, fraction = setting.partition("/")
         floor = decode_floor(paths)
         cfg = load_config(overrides=[f"data.root={args.root}", "data.cache_dir=", f"submission.tta={tta}",
+                                     f"submission.tta_fraction={fraction or 1}",
                                      "train.progress=false", "submission.output=/tmp/idao-submission-time/sub.csv"],
                           echo=False)
         cfg.resolve_paths(["data.root", "train.checkpoint_dir", "submission.output"])
@@ -57,7 +61,7 @@ def main() -> None:
             m = summarize(np.array([labels[i][0] == "ER" for i in ids]), np.array([labels[i][1] for i in ids]),
                           sub.loc[ids].iloc[:, 0].to_numpy(), sub.loc[ids].iloc[:, 1].to_numpy())
             scores.append(f"{m['score']:.1f}")
-        lines.append(f"| {tta} | {seconds:.1f} | {floor:.1f} | {seconds / floor:.2f} | {' | '.join(scores)} |")
+        lines.append(f"| {tta} | {fraction or 1} | {seconds:.1f} | {floor:.1f} | {seconds / floor:.2f} | {' | '.join(scores)} |")
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)

@@ -273,6 +273,25 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
     return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history))
 
 
+def save_fitted(name: str, settings: ModelSettings, model: torch.nn.Module, objective, history: list[dict],
+                rt: Runtime, run: RunSettings) -> dict:
+    """Checkpoint a model fitted outside the loop above (boosted trees: ``trees.py``) in the same format, as
+    both best and last (there is nothing to resume), with its history as the log; main process only."""
+    best, best_epoch = None, -1
+    for h in history:
+        if objective.better(h["val_metric"], best):
+            best, best_epoch = h["val_metric"], h["epoch"]
+    if rt.dist.main:
+        state = dict(model=model.state_dict(), epoch=len(history) - 1, best=best, best_epoch=best_epoch,
+                     history=history, kind=name, model_name=settings.model, config=run.config,
+                     objective=dataclasses.asdict(objective), metric_name=objective.metric_name,
+                     world_size=rt.dist.world, provenance=rt.provenance())
+        save_checkpoint(state, run.path(name, "best"))
+        save_checkpoint(state, run.path(name, "last"))
+        write_log(history, run.checkpoint_dir / f"{name}_log.csv")
+    return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history))
+
+
 def load_trained(path: Path, settings: ModelSettings, compat: dict, objective_class, rt: Runtime):
     """The checkpoint at ``path``, checked against the config, with the objective it was trained with."""
     state = load_checkpoint(path)

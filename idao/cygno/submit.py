@@ -7,6 +7,8 @@ report can compare post-processing modes without running the models again.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
 from pathlib import Path
 
@@ -42,11 +44,24 @@ def test_folders(cfg) -> list[Path]:
     return folders
 
 
-def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
-    """Raw predictions for every image: id, split (folder name), ER probability and keV."""
+def least_confident(part: pd.DataFrame, sub_cfg, light_model) -> np.ndarray:
+    """Rows of one split whose submitted ER score (after post-processing) lies nearest the cut: the
+    ``submission.tta_fraction`` of them that more views of the image can still move across it."""
+    score, _ = decode(part, sub_cfg, light_model)
+    return np.argsort(np.abs(score - 0.5), kind="stable")[: math.ceil(sub_cfg.tta_fraction * len(part))]
+
+
+def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
+    """Raw predictions for every image: id, split (folder name), ER probability and keV.
+
+    Test-time augmentation is spent where it counts: every image is scored
+    once, then the least confident ``submission.tta_fraction`` of each split
+    again as the mean over ``submission.tta`` flips / turns (1.0: every image).
+    """
     rt = make_runtime(cfg.train)
     models = load_models(cfg, rt)
-    frames, seen = [], {}
+    (classifier, tta), (regressor, reg) = models["classifier"], models["regressor"]
+    batch, frames, seen = cfg.submission.batch_size, [], {}
     for folder in folders:
         samples = read_test_folder(folder)
         for s in samples:
@@ -54,12 +69,16 @@ def predict_folders(cfg, folders: list[Path]) -> pd.DataFrame:
                 raise DataError(f"{s.path}: id {s.id!r} also found as {seen[s.id]}; ids must be unique")
             seen[s.id] = s.path
         crops = load_crops(samples, cfg.data, rt.show_progress)
-        out = {}
-        for kind, (model, objective) in models.items():
-            raw = predict_outputs(model, objective, crops, cfg.submission.batch_size, rt)
-            out[kind] = objective.predict(raw)
-        frames.append(pd.DataFrame({"id": crops.ids, "split": folder.name, "score": out["classifier"],
-                                    "energy": out["regressor"], "light": crops.light()}))
+        refine = tta.views > 1 and cfg.submission.tta_fraction < 1
+        first = dataclasses.replace(tta, views=1) if refine else tta
+        part = pd.DataFrame({"id": crops.ids, "split": folder.name,
+                             "score": tta.predict(predict_outputs(classifier, first, crops, batch, rt)),
+                             "energy": reg.predict(predict_outputs(regressor, reg, crops, batch, rt)),
+                             "light": crops.light()})
+        if refine:
+            doubt = least_confident(part, cfg.submission, light_model)
+            part.loc[doubt, "score"] = tta.predict(predict_outputs(classifier, tta, crops, batch, rt, doubt))
+        frames.append(part)
         decoded = set(crops.ids)
         unread = [s.id for s in samples if s.id not in decoded]
         if unread:  # only with data.on_bad_file=skip: the leaderboard still needs a row per image
@@ -108,7 +127,7 @@ def validate_submission(df: pd.DataFrame, expected_ids) -> None:
 def generate(cfg) -> pd.DataFrame:
     folders = test_folders(cfg)
     light_model = load_light_model(cfg)
-    raw = predict_folders(cfg, folders)
+    raw = predict_folders(cfg, folders, light_model)
     sub = submission_table(raw, cfg.submission, light_model)
     validate_submission(sub, raw["id"])
     out = Path(cfg.submission.output)

@@ -27,7 +27,8 @@ RULES = {  # beside the defaults in config.ini; see idao/schema.py
     "regressor.light_min": Range(0, open_low=True), "regressor.light_max": Range(0, open_low=True),
     "regressor.target": Choice(("log", "linear")), "regressor.loss": Choice(tuple(LOSSES)),
     "submission.postprocess": Choice(MODES), "submission.balance": Choice(BALANCES),
-    "submission.light_weight": NON_NEGATIVE, "submission.tta": Range(1, 8), "submission.batch_size": COUNT,
+    "submission.light_weight": NON_NEGATIVE, "submission.tta": Range(1, 8),
+    "submission.tta_fraction": Range(0, 1, open_low=True), "submission.batch_size": COUNT,
 }
 
 

@@ -1,4 +1,5 @@
-"""DAMIC-M's models: the thesis' small track CNN, and the same CNN helped by the track's physics features.
+"""DAMIC-M's models: the thesis' small track CNN, the same CNN helped by the track's physics features, a small
+network on the features alone, and boosted trees on them.
 
 ``INPUTS`` says what each registered model reads, so the objective feeds it
 the image, the features (``features.py``), or both as a tuple; any timm model
@@ -9,9 +10,13 @@ from __future__ import annotations
 import torch
 
 from ..models import register_model
+from ..trees import BoostedTrees
 from .features import NAMES as FEATURE_NAMES
 
-INPUTS = {"track_cnn": "image", "track_hybrid": "image+features", "track_features": "features"}
+INPUTS = {"track_cnn": "image", "track_hybrid": "image+features", "track_features": "features",
+          "track_trees": "features+box"}
+BOX_OUTPUTS = 4  # after the class logits: the box (encoded as damic.model.box_target says)
+TREES = "track_trees"  # fitted by boosting (trees.py), not by the training loop
 
 
 def model_inputs(name: str) -> str:
@@ -79,3 +84,18 @@ class FeatureMLP(torch.nn.Module):
 register_model("track_cnn")(TrackCNN)
 register_model("track_hybrid")(lambda num_outputs, drop_rate: TrackCNN(num_outputs, drop_rate, features=True))
 register_model("track_features")(FeatureMLP)
+
+
+class TrackTrees(BoostedTrees):
+    """Boosted trees on the physics features (the most accurate on eVSmu_tr1, docs/damic.md); its box is the
+    track finder's own (the centred crop the features were measured on), passed in beside the features."""
+
+    def __init__(self, num_outputs: int, drop_rate: float = 0.0):
+        super().__init__(num_outputs - BOX_OUTPUTS)
+
+    def forward(self, x) -> torch.Tensor:
+        features, box = x
+        return torch.cat([super().forward(features), box.float()], dim=1)
+
+
+register_model(TREES)(TrackTrees)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from scipy.special import softmax
 
-from . import models  # noqa: F401  (registers track_cnn)
+from .models import BOX_OUTPUTS  # (importing models registers track_cnn and the others)
 from ..errors import DataError
 from .features import event_features
 from .io import EV_PER_ELECTRON, Events
@@ -40,7 +40,7 @@ class TrackObjective:
     mean: float = 0.0
     std: float = 1.0
     class_fractions: tuple[float, ...] = ()  # of the training set: the prior the probabilities carry
-    reads: str = "image"  # what the model reads: image, features, or image+features (models.INPUTS)
+    reads: str = "image"  # what the model reads: image, features, image+features or features+box (models.INPUTS)
     feature_mean: tuple[float, ...] = ()  # standardisation of the physics features (training set)
     feature_std: tuple[float, ...] = ()
 
@@ -48,7 +48,7 @@ class TrackObjective:
 
     @property
     def num_outputs(self) -> int:
-        return len(self.classes) + 4
+        return len(self.classes) + BOX_OUTPUTS
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Per item: row and column position in [0, 1), vertical and horizontal flip bits."""
@@ -110,6 +110,8 @@ class TrackObjective:
             parts.append(((x - self.mean) / self.std).to(rt.device).contiguous(memory_format=rt.fmt))
         if "features" in self.reads:
             parts.append(self.features(data, idx).to(rt.device))
+        if "box" in self.reads:  # the track finder's box, centred, encoded like the box outputs
+            parts.append(torch.from_numpy(self.encode(self.boxes(data, idx))).to(rt.device))
         return parts[0] if len(parts) == 1 else tuple(parts)
 
     def boxes(self, data: Events, idx, draws=None) -> np.ndarray:

@@ -15,14 +15,15 @@ import pandas as pd
 from ..atomic import write_csv, write_text
 from ..checkpoint import load_checkpoint
 from ..distributed import main_process_first
-from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
+from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs, save_fitted
 from ..errors import ConfigError, DataError
-from ..models import check_model_name
+from ..models import build_model, check_model_name
 from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules, check_writable_dir
 from ..reporting import load_histories, plot_learning_curves, write_report
 from ..runtime import make_runtime, training_runtime
 from ..splits import stratified_split
-from .models import model_inputs
+from ..trees import fit_trees
+from .models import TREES, model_inputs
 from .objective import TrackObjective, fit_feature_stats, fit_stats, fit_window
 from .io import CLASS_NAMES, Events, concat, read_events
 from .metrics import accuracy_by, classification_metrics, iou
@@ -39,7 +40,8 @@ REMEMBERED = ("damic.classes", "damic.packed_labels", "damic.window", "damic.bin
 RULES = {  # beside the defaults in config.ini; see idao/schema.py
     "damic.simulate_events": NON_NEGATIVE, "damic.simulate_seed": NON_NEGATIVE, "damic.val_fraction": FRACTION,
     "damic.bin": Range(1, 16), "damic.model.box_weight": Range(0, 1, open_high=True),
-    "damic.model.box_target": Choice(BOX_TARGETS),
+    "damic.model.box_target": Choice(BOX_TARGETS), "damic.model.tree_rounds": Range(1),
+    "damic.model.tree_lr": Range(0, 1, open_low=True),
 }
 
 
@@ -176,8 +178,27 @@ def train_model(cfg, train: Events, val: Events, rt, run: RunSettings) -> dict:
     if rt.dist.main:
         print(f"{MODEL}: window {objective.window[0]}x{objective.window[1]} px, bin {objective.bin}, "
               f"standardisation mean {objective.mean:.4g} std {objective.std:.4g} (training set)")
-    return fit(MODEL, ModelSettings.from_section(model_section(cfg), "damic.model"), objective, train, val, rt, run,
-               compat_settings(cfg))
+    settings = ModelSettings.from_section(model_section(cfg), "damic.model")
+    if settings.model == TREES:
+        return fit_tree_model(cfg, settings, objective, train, val, rt, run)
+    return fit(MODEL, settings, objective, train, val, rt, run, compat_settings(cfg))
+
+
+def fit_tree_model(cfg, settings: ModelSettings, objective: TrackObjective, train: Events, val: Events, rt,
+                   run: RunSettings) -> dict:
+    """``track_trees``: boosted on the training tracks' features, as many rounds as the validation log-loss
+    likes best (the networks' "best epoch"), saved as an ordinary checkpoint."""
+    mcfg = model_section(cfg)
+    x, x_val = (objective.features(d, np.arange(len(d))).numpy() for d in (train, val))
+    trees, history = fit_trees(x, train.label, len(objective.classes), x_val, val.label, run.seed, mcfg.tree_rounds,
+                               mcfg.tree_lr)
+    model = build_model(TREES, num_outputs=objective.num_outputs)
+    model.load_state_dict(trees.state_dict())
+    summary = save_fitted(MODEL, settings, model, objective, history, rt, run)
+    if rt.dist.main:
+        print(f"{MODEL}: {TREES}, {summary['best_epoch'] + 1} of {len(history)} boosting rounds kept "
+              f"(validation log-loss {summary['best']:.4f})")
+    return summary
 
 
 def train(cfg) -> list[dict]:

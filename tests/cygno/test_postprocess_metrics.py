@@ -69,3 +69,19 @@ def test_score_and_summary():
 
 def test_nearest():
     np.testing.assert_array_equal(nearest(np.array([4.4, 4.6]), [3, 6]), [3, 6])
+
+
+def test_extra_test_time_views_go_to_the_events_nearest_the_cut():
+    """submission.tta_fraction: the views are spent on the events whose submitted score is least certain."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from idao.cygno.submit import least_confident
+
+    part = pd.DataFrame({"id": list("abcde"), "split": "public_test", "score": [0.1, 0.45, 0.9, 0.55, 0.99],
+                         "energy": 3.0, "light": 1000.0})
+    sub_cfg = SimpleNamespace(postprocess="none", balance="none", light_weight=0.5, tta_fraction=0.4)
+    assert sorted(least_confident(part, sub_cfg, None).tolist()) == [1, 3]
+    sub_cfg.tta_fraction = 1.0
+    assert sorted(least_confident(part, sub_cfg, None).tolist()) == [0, 1, 2, 3, 4]

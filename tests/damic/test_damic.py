@@ -300,6 +300,25 @@ def test_damic_settings_must_match_the_checkpoint(damic_run):
     assert proc.returncode == 2 and "task.name = 'cygnus'" in proc.stderr
 
 
+def test_boosted_trees_through_the_three_scripts(damic_run, tmp_path):
+    """track_trees: fitted in seconds, saved as an ordinary weights-only checkpoint, predicted and reported like
+    the networks; its boxes are the track finder's."""
+    _, sim, args, _ = damic_run
+    args = [a for a in args if not a.startswith(("train.checkpoint_dir", "damic.output.", "damic.model.model"))]
+    args += [f"train.checkpoint_dir={tmp_path / 'ck'}", f"damic.output.predictions={tmp_path / 'pred.csv'}",
+             f"damic.output.results_dir={tmp_path}", "damic.model.model=track_trees", "damic.model.tree_rounds=40"]
+    out = run("train.py", *args).stdout
+    assert "boosting rounds kept" in out
+    run("generate_submission.py", *args)
+    run("report.py", *args)
+    state = load_checkpoint(tmp_path / "ck" / "damic" / "track_best.pt")
+    assert state["model_name"] == "track_trees" and 1 <= state["best_epoch"] + 1 <= 40
+    pred = pd.read_csv(tmp_path / "pred.csv", dtype={"id": str})
+    np.testing.assert_allclose(pred[[f"p_{c}" for c in CLASSES]].to_numpy().sum(1), 1.0, atol=1e-5)
+    test = json.loads((tmp_path / "metrics.json").read_text())["metrics"]["test"]
+    assert test["accuracy"] > 0.5 and test["mean_iou"] > 0.9  # chance 0.25; the finder's own box
+
+
 def test_packed_reader_on_the_thesis_file():
     """The real eVSmu_tr1.npz read as the facts doc measured it (skipped where ../shared is absent)."""
     path = SHARED / "damic-tfm" / "eVSmu_tr1.npz"
