@@ -32,7 +32,8 @@ class CropObjective:
     light_min: float = 1.0
     light_max: float = 1.0
     bin: int = 1
-    views: int = 1  # test-time augmentation: average the outputs over this many of the 8 symmetries
+    views: int = 1  # test-time augmentation: average the outputs over this many of the 8 symmetries ...
+    first_view: int = 0  # ... from this one on (1: all but the identity, already scored)
 
     num_outputs = 1
 
@@ -51,9 +52,9 @@ class CropObjective:
         return scale_light(x, draws[:, 1].float(), self.light_min, self.light_max, self.bin)
 
     def test_views(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The first ``views`` symmetries of the square (identity, the 90-degree turns, then the flips)."""
-        turns = [torch.rot90(x, k % 4, dims=(2, 3)) for k in range(self.views)]
-        return [torch.flip(t, dims=(3,)) if k >= 4 else t for k, t in enumerate(turns)]
+        """Symmetries ``first_view`` to ``views`` - 1 of the square (identity, the 90-degree turns, the flips)."""
+        turns = {k: torch.rot90(x, k % 4, dims=(2, 3)) for k in range(self.first_view, self.views)}
+        return [torch.flip(t, dims=(3,)) if k >= 4 else t for k, t in turns.items()]
 
 
 @dataclass(frozen=True)

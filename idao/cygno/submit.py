@@ -70,14 +70,14 @@ def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
             seen[s.id] = s.path
         crops = load_crops(samples, cfg.data, rt.show_progress)
         refine = tta.views > 1 and cfg.submission.tta_fraction < 1
-        first = dataclasses.replace(tta, views=1) if refine else tta
-        part = pd.DataFrame({"id": crops.ids, "split": folder.name,
-                             "score": tta.predict(predict_outputs(classifier, first, crops, batch, rt)),
+        logit = predict_outputs(classifier, dataclasses.replace(tta, views=1) if refine else tta, crops, batch, rt)
+        part = pd.DataFrame({"id": crops.ids, "split": folder.name, "score": tta.predict(logit),
                              "energy": reg.predict(predict_outputs(regressor, reg, crops, batch, rt)),
                              "light": crops.light()})
-        if refine:
+        if refine:  # the other views of the doubtful events, averaged with the identity's logit already in hand
             doubt = least_confident(part, cfg.submission, light_model)
-            part.loc[doubt, "score"] = tta.predict(predict_outputs(classifier, tta, crops, batch, rt, doubt))
+            rest = predict_outputs(classifier, dataclasses.replace(tta, first_view=1), crops, batch, rt, doubt)
+            part.loc[doubt, "score"] = tta.predict((logit[doubt] + (tta.views - 1) * rest) / tta.views)
         frames.append(part)
         decoded = set(crops.ids)
         unread = [s.id for s in samples if s.id not in decoded]
