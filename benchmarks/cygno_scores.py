@@ -1,6 +1,6 @@
 """CYGNO scores that hold: the default pipeline over seeds, scales and simulator physics it was not tuned on.
 
-    python benchmarks/cygno_scores.py --out docs/cygno_scores.md            # the committed table
+    python benchmarks/cygno_scores.py --out docs/cygno_scores.md            # the committed table (~30 min)
     python benchmarks/cygno_scores.py --scales 0.05 --seeds 0 --sweep ""     # one quick point
 
 Each point simulates a fresh dataset (scale, seed, physics multipliers; see
@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--scales", default="0.05,0.1", help="scales run with every seed, default physics")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--sweep", default=SWEEP, help="physics points (comma-separated knob=value), each one alone")
-    parser.add_argument("--sweep-scale", type=float, default=0.2)
+    parser.add_argument("--sweep-scale", type=float, default=0.1)
     parser.add_argument("--sweep-seed", type=int, default=0)
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("overrides", nargs="*", help="config overrides for every point (default: none)")

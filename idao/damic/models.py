@@ -87,7 +87,7 @@ register_model("track_features")(FeatureMLP)
 
 
 class TrackTrees(BoostedTrees):
-    """Boosted trees on the physics features (the most accurate on eVSmu_tr1, docs/damic.md); its box is the
+    """Boosted trees on the physics features (the best AUC on eVSmu_tr1, docs/damic.md); its box is the
     track finder's own (the centred crop the features were measured on), passed in beside the features."""
 
     def __init__(self, num_outputs: int, drop_rate: float = 0.0):
