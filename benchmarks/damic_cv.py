@@ -35,6 +35,8 @@ from idao.engine import RunSettings, predict_outputs
 from idao.runtime import make_runtime
 from idao.splits import stratified_split
 
+from common import publish  # benchmarks/common.py
+
 
 DARK_CURRENT = 1 / 3000  # electrons per pixel per frame (facts: lambda ~ 3.33e-4)
 
@@ -133,10 +135,7 @@ def main() -> None:
         lines.append(f"| **mean ± std** | {trained} | {scored} | {g.n.sum()} | **{g.accuracy.mean():.4f} ± "
                      f"{g.accuracy.std(ddof=0):.4f}** | {g.balanced.mean():.4f} | **{g.auc.mean():.4f}** | "
                      f"{g.iou.mean():.3f} | | {g.seconds.mean():.0f} per run |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

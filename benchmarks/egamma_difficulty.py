@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from idao.egamma.simulate import Physics, parse_physics, simulate_images
+
+from common import publish  # benchmarks/common.py
 
 SETTINGS = ["", "brem_mean=0.25", "brem_mean=0.15", "conversion=0.3", "conversion=0.6", "noise=0.08",
             "brem_spread=3.0"]
@@ -64,10 +65,7 @@ def main() -> None:
         aucs = [auc_for(parse_physics(setting), args.events, seed) for seed in range(args.seeds)]
         lines.append(f"| {setting or 'default'} | {np.mean(aucs):.4f} | {time.time() - t:.0f} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import publish  # benchmarks/common.py
+
 
 def measure(folder: str, steps: int, load: bool, threads: int) -> dict:
     import torch
@@ -127,10 +129,7 @@ def main() -> None:
         f"- Peak memory of a full-size epoch: **{both['peak_mb']:.0f} MB** (goal: at most 2048 MB), of which "
         f"{both['baseline_mb']:.0f} MB is the process after importing torch (this CUDA build) before any image is "
         "read; the images held are the block cache (16 blocks of 1000 rows, 125 MiB) and one batch."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import publish  # benchmarks/common.py
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,10 +111,7 @@ def main() -> None:
                                  text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             lines.append(f"| {files} | {r['events']} | {r['events_per_s']:.0f} | {r['peak_mb']:.0f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

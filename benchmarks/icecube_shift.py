@@ -21,6 +21,8 @@ from idao.icecube.simulate import Physics, simulate_dataset
 from idao.icecube.task import load_model, model_directions
 from idao.runtime import make_runtime
 
+from common import publish  # benchmarks/common.py
+
 POINTS = [("default", {}), ("attenuation 30 m (-25 %)", dict(attenuation=30.0)),
           ("attenuation 50 m (+25 %)", dict(attenuation=50.0)), ("scattering delay x2", dict(delay_per_m=1.0)),
           ("scattering delay x0.5", dict(delay_per_m=0.25)), ("dark noise x3", dict(noise_pulses=45.0)),
@@ -54,10 +56,7 @@ def main() -> None:
         print(lines[-1], flush=True)
     worst = max(ratios)
     lines += ["", f"Worst ratio to the line fit: **{worst[0]:.2f}** ({worst[1]})."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

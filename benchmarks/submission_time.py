@@ -15,12 +15,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from idao.atomic import write_text
 from idao.config import load_config
 from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples
 from idao.cygno.images import read_image
 from idao.cygno.metrics import summarize
 from idao.cygno.submit import generate
+
+from common import publish  # benchmarks/common.py
 
 
 def decode_floor(paths) -> float:
@@ -63,10 +64,7 @@ def main() -> None:
             scores.append(f"{m['score']:.1f}")
         lines.append(f"| {tta} | {fraction or 1} | {seconds:.1f} | {floor:.1f} | {seconds / floor:.2f} | {' | '.join(scores)} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        write_text(args.out, text)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":
