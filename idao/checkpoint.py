@@ -14,6 +14,7 @@ import torch
 
 from .atomic import atomic_path
 from .errors import CheckpointError
+from .schema import check_readable
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
     with atomic_path(path) as tmp:
@@ -58,3 +59,13 @@ def load_weights(model: torch.nn.Module, state: dict, path: str | Path) -> None:
         model.load_state_dict(weights)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the model ({str(e).splitlines()[0]})") from e
+
+
+def remember_training(cfg, path: Path, keys, must_match=()) -> None:
+    """Runs that remember: before predicting or reporting, take the settings ``keys`` ("section.key") that the
+    checkpoint at ``path`` was trained with, unless the user set them (a differing ``must_match`` key is an
+    error), and say which were taken."""
+    check_readable(path, "train.checkpoint_dir", "checkpoint (run train.py first)")
+    taken = cfg.adopt(load_checkpoint(path)["config"], keys, must_match, where=str(path))
+    if taken:
+        print("from the checkpoint: " + ", ".join(taken))

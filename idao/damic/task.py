@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..atomic import write_csv, write_text
-from ..checkpoint import load_checkpoint
+from ..checkpoint import remember_training
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs, save_fitted
 from ..errors import ConfigError, DataError
@@ -377,12 +377,8 @@ class DamicTask:
         check_model_name(mcfg.model)
         run = RunSettings.from_config(cfg, NAME)
         if job != "train":  # runs that remember: the settings the checkpoint was trained with
-            check_readable(run.path(MODEL, "best"), "train.checkpoint_dir", "checkpoint (run train.py first)")
-            saved = load_checkpoint(run.path(MODEL, "best"))["config"]
-            taken = cfg.adopt(saved, REMEMBERED, must_match=[f"damic.{k}" for k in COMPAT_KEYS] + ["damic.packed_labels"],
-                              where=str(run.path(MODEL, "best")))
-            if taken:
-                print("from the checkpoint: " + ", ".join(taken))
+            remember_training(cfg, run.path(MODEL, "best"), REMEMBERED,
+                              must_match=[f"damic.{k}" for k in COMPAT_KEYS] + ["damic.packed_labels"])
             dcfg, mcfg = cfg.damic, model_section(cfg)
         parse_priors(dcfg.test_priors, model_classes(dcfg))
         if job == "train":

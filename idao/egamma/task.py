@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from ..atomic import building_dir, write_csv, write_text
-from ..checkpoint import load_checkpoint
+from ..checkpoint import remember_training
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import ConfigError, DataError
@@ -254,11 +254,7 @@ class EgammaTask:
             check_writable_dir(run.checkpoint_dir, "train.checkpoint_dir")
             check_writable_dir(Path(out.export).parent, "egamma.output.export")
             return
-        check_readable(run.path(MODEL, "best"), "train.checkpoint_dir", "checkpoint (run train.py first)")
-        taken = cfg.adopt(load_checkpoint(run.path(MODEL, "best"))["config"], REMEMBERED,
-                          must_match=["egamma.model.model"], where=str(run.path(MODEL, "best")))
-        if taken:
-            print("from the checkpoint: " + ", ".join(taken))
+        remember_training(cfg, run.path(MODEL, "best"), REMEMBERED, must_match=["egamma.model.model"])
         for p in str(ecfg.train).split(","):
             check_readable(p.strip(), "egamma.train (the held-out splits come from it)")
         if str(ecfg.test).strip():

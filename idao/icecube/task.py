@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_csv, write_text
-from ..checkpoint import load_checkpoint
+from ..checkpoint import remember_training
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import DataError
@@ -206,11 +206,7 @@ class IceCubeTask:
             check_writable_dir(run.checkpoint_dir, "train.checkpoint_dir")
             return
         if job == "report" or icfg.method == "model":
-            check_readable(run.path(MODEL, "best"), "train.checkpoint_dir", "checkpoint (run train.py first)")
-            taken = cfg.adopt(load_checkpoint(run.path(MODEL, "best"))["config"], REMEMBERED,
-                              must_match=["icecube.max_pulses"], where=str(run.path(MODEL, "best")))
-            if taken:
-                print("from the checkpoint: " + ", ".join(taken))
+            remember_training(cfg, run.path(MODEL, "best"), REMEMBERED, must_match=["icecube.max_pulses"])
         for part in ("test", "test_meta.parquet", "sensor_geometry.csv"):
             check_readable(Path(icfg.root) / part, "icecube.root")
         if job == "generate":
