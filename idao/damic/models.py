@@ -1,11 +1,13 @@
 """DAMIC-M's models: the thesis' small track CNN, the same CNN helped by the track's physics features, a small
-network on the features alone, and boosted trees on them.
+network on the features alone, boosted trees on them, and the blend of those two.
 
 ``INPUTS`` says what each registered model reads, so the objective feeds it
 the image, the features (``features.py``), or both as a tuple; any timm model
 reads the image.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -14,9 +16,10 @@ from ..trees import BoostedTrees
 from .features import NAMES as FEATURE_NAMES
 
 INPUTS = {"track_cnn": "image", "track_hybrid": "image+features", "track_features": "features",
-          "track_trees": "features+box"}
+          "track_trees": "features+box", "track_blend": "features"}
 BOX_OUTPUTS = 4  # after the class logits: the box (encoded as damic.model.box_target says)
 TREES = "track_trees"  # fitted by boosting (trees.py), not by the training loop
+BLEND = "track_blend"  # its network trained by the loop, then its trees boosted
 
 
 def model_inputs(name: str) -> str:
@@ -99,3 +102,23 @@ class TrackTrees(BoostedTrees):
 
 
 register_model(TREES)(TrackTrees)
+
+
+class TrackBlend(torch.nn.Module):
+    """``track_features`` and ``track_trees`` together: the mean of their class probabilities (as logits), the
+    network's box. The trees rank electrons and muons better, the network is better calibrated (docs/damic.md);
+    their average does better than either. Both parts are ordinary state-dict entries of one checkpoint."""
+
+    def __init__(self, num_outputs: int, drop_rate: float = 0.0):
+        super().__init__()
+        self.network = FeatureMLP(num_outputs, drop_rate)
+        self.trees = BoostedTrees(num_outputs - BOX_OUTPUTS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.network(x)
+        n = self.trees.num_classes
+        log_probs = torch.stack([out[:, :n].log_softmax(1), self.trees(x).log_softmax(1)])
+        return torch.cat([torch.logsumexp(log_probs, 0) - math.log(2), out[:, n:]], dim=1)
+
+
+register_model(BLEND)(TrackBlend)

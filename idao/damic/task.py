@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..atomic import write_csv, write_text
-from ..checkpoint import remember_training
+from ..checkpoint import load_checkpoint, remember_training
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs, save_fitted
 from ..errors import ConfigError, DataError
@@ -23,7 +23,7 @@ from ..reporting import load_histories, plot_learning_curves, write_report
 from ..runtime import make_runtime, training_runtime
 from ..splits import stratified_split
 from ..trees import fit_trees
-from .models import TREES, model_inputs
+from .models import BLEND, TREES, model_inputs
 from .objective import TrackObjective, fit_feature_stats, fit_stats, fit_window
 from .io import CLASS_NAMES, Events, concat, read_events
 from .metrics import accuracy_by, classification_metrics, iou
@@ -181,23 +181,49 @@ def train_model(cfg, train: Events, val: Events, rt, run: RunSettings) -> dict:
     settings = ModelSettings.from_section(model_section(cfg), "damic.model")
     if settings.model == TREES:
         return fit_tree_model(cfg, settings, objective, train, val, rt, run)
+    if settings.model == BLEND:
+        return fit_blend(cfg, settings, objective, train, val, rt, run)
     return fit(MODEL, settings, objective, train, val, rt, run, compat_settings(cfg))
+
+
+def boost(cfg, objective: TrackObjective, train: Events, val: Events, seed: int):
+    """Boosted trees on the training tracks' features, as many rounds as the validation log-loss likes best (the
+    networks' "best epoch"); returns them and one history row per round."""
+    mcfg = model_section(cfg)
+    x, x_val = (objective.features(d, np.arange(len(d))).numpy() for d in (train, val))
+    return fit_trees(x, train.label, len(objective.classes), x_val, val.label, seed, mcfg.tree_rounds, mcfg.tree_lr)
 
 
 def fit_tree_model(cfg, settings: ModelSettings, objective: TrackObjective, train: Events, val: Events, rt,
                    run: RunSettings) -> dict:
-    """``track_trees``: boosted on the training tracks' features, as many rounds as the validation log-loss
-    likes best (the networks' "best epoch"), saved as an ordinary checkpoint."""
-    mcfg = model_section(cfg)
-    x, x_val = (objective.features(d, np.arange(len(d))).numpy() for d in (train, val))
-    trees, history = fit_trees(x, train.label, len(objective.classes), x_val, val.label, run.seed, mcfg.tree_rounds,
-                               mcfg.tree_lr)
+    """``track_trees``, saved as an ordinary checkpoint."""
+    trees, history = boost(cfg, objective, train, val, run.seed)
     model = build_model(TREES, num_outputs=objective.num_outputs)
     model.load_state_dict(trees.state_dict())
     summary = save_fitted(MODEL, settings, model, objective, history, rt, run)
     if rt.dist.main:
         print(f"{MODEL}: {TREES}, {summary['best_epoch'] + 1} of {len(history)} boosting rounds kept "
               f"(validation log-loss {summary['best']:.4f})")
+    return summary
+
+
+def fit_blend(cfg, settings: ModelSettings, objective: TrackObjective, train: Events, val: Events, rt,
+              run: RunSettings) -> dict:
+    """``track_blend``: the features network trained by the loop (checkpoints ``track_network_*``, resumable),
+    its best epoch joined with the boosted trees; the blend's validation log-loss is its one history row."""
+    network_settings = dataclasses.replace(settings, model="track_features")
+    network = fit(f"{MODEL}_network", network_settings, objective, train, val, rt, run, compat_settings(cfg))
+    trees, rounds = boost(cfg, objective, train, val, run.seed)
+    model = build_model(BLEND, drop_rate=settings.drop_rate, num_outputs=objective.num_outputs)
+    model.network.load_state_dict(load_checkpoint(run.path(f"{MODEL}_network", "best"))["model"])
+    model.trees.load_state_dict(trees.state_dict())
+    losses = [objective.metric(objective.predict(predict_outputs(model, objective, d, 256, rt)), d) for d in (train, val)]
+    history = [dict(epoch=0, train_loss=losses[0], val_metric=losses[1])]
+    summary = save_fitted(MODEL, settings, model, objective, history, rt, run)
+    if rt.dist.main:
+        print(f"{MODEL}: {BLEND}, network epoch {network['best_epoch'] + 1} (validation log-loss {network['best']:.4f})"
+              f" + {np.argmin([r['val_metric'] for r in rounds]) + 1} of {len(rounds)} boosting rounds; the blend's "
+              f"validation log-loss {summary['best']:.4f}")
     return summary
 
 
