@@ -47,9 +47,9 @@ def decode_floor(root: Path) -> float:
 
 def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list[str]) -> dict:
     root = simulate_dataset(work / "data", scale, seed, WORKERS, progress=False, physics=Physics.parse(physics))
-    cfg = load_config(overrides=[f"data.root={root}", f"data.cache_dir={work / 'cache'}", f"train.seed={seed}",
-                                 f"train.checkpoint_dir={work / 'ck'}", "train.progress=false",
-                                 f"submission.output={work / 'submission.csv'}", *overrides], echo=False)
+    cfg_overrides = [f"data.root={root}", f"data.cache_dir={work / 'cache'}", f"train.seed={seed}",
+                     f"train.checkpoint_dir={work / 'ck'}", "train.progress=false", *overrides]
+    cfg = load_config(overrides=[*cfg_overrides, f"submission.output={work / 'submission.csv'}"], echo=False)
     t = time.perf_counter()
     train(cfg)
     train_s = time.perf_counter() - t
@@ -58,6 +58,9 @@ def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list
     sub = generate(cfg).set_index("id")
     submit_s = time.perf_counter() - t
     labels = read_labels(root)
+    # the same models submitted as before the shape model (light alone, light_weight 0.5; its own test-time views)
+    before = generate(load_config(overrides=[*cfg_overrides, "submission.shape=false", "submission.light_weight=0.5",
+                                             f"submission.output={work / 'light_only.csv'}"], echo=False)).set_index("id")
     row = dict(scale=scale, seed=seed, physics=physics or "defaults", train_s=train_s, submit_s=submit_s,
                floor_s=floor_s)
     for split in TEST_SPLITS:
@@ -69,6 +72,8 @@ def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list
         row[key] = m["score"]
         row[f"{key}_auc"], row[f"{key}_mae"] = m["auc"], m["mae"]
         row[f"{key}_classes"] = ", ".join(f"{c} {v['accuracy']:.2f}/{v['mae']:.2f}" for c, v in m["per_class"].items())
+        row[f"{key}_light_only"] = summarize(is_er, energy, before.loc[ids].iloc[:, 0].to_numpy(),
+                                             before.loc[ids].iloc[:, 1].to_numpy())["score"]
     shutil.rmtree(work)
     return row
 
@@ -102,11 +107,14 @@ def write_table(rows: list[dict], args) -> None:
     lines = [f"Command: `python benchmarks/cygno_scores.py --scales {args.scales} --seeds {args.seeds} "
              f"--sweep-scale {args.sweep_scale}{' ' + ' '.join(args.overrides) if args.overrides else ''}`; "
              f"{WORKERS} CPU cores; default config. Type accuracy / MAE (keV) per class.", "",
-             "| scale | seed | physics | public | private | public AUC / MAE | private AUC / MAE | train s | "
-             "submission s | x decode floor | private per class |", "|---:|---:|---|---:|---:|---|---|---:|---:|---:|---|"]
+             "Public / private *light only*: the same trained models submitted without the shape model "
+             "(`submission.shape=false submission.light_weight=0.5`, the previous default).", "",
+             "| scale | seed | physics | public | private | public / private light only | public AUC / MAE | "
+             "private AUC / MAE | train s | submission s | x decode floor | private per class |",
+             "|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['scale']} | {r['seed']} | {r['physics']} | {r['public']:.0f} | {r['private']:.0f} | "
-                     f"{r['public_auc']:.4f} / {r['public_mae']:.3f} | {r['private_auc']:.4f} / {r['private_mae']:.3f} | "
+                     f"{r['public_light_only']:.0f} / {r['private_light_only']:.0f} | {r['public_auc']:.4f} / {r['public_mae']:.3f} | {r['private_auc']:.4f} / {r['private_mae']:.3f} | "
                      f"{r['train_s']:.0f} | {r['submit_s']:.1f} | {r['submit_s'] / r['floor_s']:.2f} | "
                      f"{r['private_classes']} |")
     lines.append("")
@@ -114,10 +122,12 @@ def write_table(rows: list[dict], args) -> None:
         lines.append(f"- scale {scale}, default physics, seeds {', '.join(map(str, group.seed))}: public mean "
                      f"{group.public.mean():.0f} (spread {np.ptp(group.public):.0f}), private mean "
                      f"{group.private.mean():.0f} (spread {np.ptp(group.private):.0f}), worst private "
-                     f"{group.private.min():.0f}")
+                     f"{group.private.min():.0f}; light only: private mean {group.private_light_only.mean():.0f}, worst "
+                     f"{group.private_light_only.min():.0f}")
     worst = table.loc[table.private.idxmin()]
     lines.append(f"- worst point overall: scale {worst.scale}, seed {worst.seed}, {worst.physics}: public "
-                 f"{worst.public:.0f}, private {worst.private:.0f}; worst public {table.public.min():.0f}")
+                 f"{worst.public:.0f}, private {worst.private:.0f}; worst public {table.public.min():.0f}; light only: "
+                 f"worst private {table.private_light_only.min():.0f}, worst public {table.public_light_only.min():.0f}")
     lines.append(f"- submission time: at most {(table.submit_s / table.floor_s).max():.2f}x the PNG-decode floor")
     text = "\n".join(lines) + "\n"
     if args.out:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .cache import cached_crops
 from .dataset import Sample
-from .light import spot_light
+from .light import measure_spots
 from ..errors import ConfigError
 
 INPUT_OFFSET, INPUT_SCALE = 100.0, 10.0  # background at 0, pixel noise ~0.35
@@ -47,9 +47,9 @@ class CropSet:
         idx = np.asarray(idx, dtype=int)
         return CropSet(self.images[idx], [self.ids[i] for i in idx], self.particle[idx], self.energy[idx])
 
-    def light(self) -> np.ndarray:
-        """Each event's light: excess counts around its brightest spot (``light.spot_light``)."""
-        return spot_light(self.images)
+    def spots(self) -> np.ndarray:
+        """(N, 3): each event's light, spot width and elongation (``light.measure_spots``)."""
+        return measure_spots(self.images)
 
 
 def load_crops(samples: list[Sample], data_cfg, progress: bool = True) -> CropSet:

@@ -1,4 +1,4 @@
-"""The event's light, and a per-type model of the light each keV level gives.
+"""The event's light and spot shape, and per-type models of what each keV level gives.
 
 Separating what the energy is from what the particle is. The light is the
 pedestal-subtracted excess within ``RADIUS`` px of the brightest smoothed
@@ -8,10 +8,12 @@ law through the training classes' medians, mean = exp(a) E^b) and how much it
 spreads (std^2 = s0^2 + (f mean)^2: the aperture's pixel noise plus a relative
 gain spread, fitted to the training classes' robust spreads). Given a split's
 allowed levels it then gives, for every event,
-- the likelihood ratio of ER vs NR from light alone (summed over each type's
-  levels), which ``postprocess`` adds to the shape classifier's logit, and
+- the likelihood ratio of ER vs NR from light (and, with the ``ShapeModel``
+  fitted beside it, from the spot's width and elongation too; summed over each
+  type's levels), which ``postprocess`` adds to the shape classifier's logit, and
 - the most likely level of each type, the energy once the type is decided.
-It holds four numbers per type and is saved as JSON (loading it runs no code).
+It holds four numbers per type and five per (type, level) of shape, and is
+saved as JSON (loading it runs no code).
 """
 from __future__ import annotations
 
@@ -26,9 +28,11 @@ from scipy.special import logsumexp
 from ..atomic import write_text
 from ..errors import CheckpointError, DataError
 from .images import PEDESTAL
+from .names import ENERGIES
 
 RADIUS = 20  # px: holds ~all the light of a spot (sigma 4-7 px) and of most ER tracks, with 3.5x less noise than r=40
-SMOOTHING = 2.0  # px: Gaussian sigma used only to find the spot
+SMOOTHING = 2.0  # px: Gaussian sigma used only to find the spot (and to brighten events, ``dimmed``)
+SHAPE_WEIGHT = 6.0  # px: Gaussian weight of the shape moments, about the widest spot's sigma
 FLOOR = 30.0  # counts: a class median below this (noise) is taken as this, so its log stays finite
 MIN_SHARE = 0.25  # a class enters the fit with at least this share of the largest class's events (and 3):
 # the few strays of the unseen classes in the training folders do not
@@ -39,19 +43,80 @@ _IN_DISC = _YY**2 + _XX**2 <= RADIUS**2
 _DY, _DX = _YY[_IN_DISC], _XX[_IN_DISC]  # the disc's pixel offsets, summed by one gather per chunk
 
 
-def spot_light(crops: np.ndarray, chunk: int = 512) -> np.ndarray:
-    """Excess counts within RADIUS px of each crop's brightest smoothed spot; crops are uint8 (N, H, W)."""
-    out = np.empty(len(crops), np.float64)
+def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    for axis in (1, 2):  # zeros beyond the edge, like the sums below
+        x = gaussian_filter1d(x, sigma, axis=axis, mode="constant", truncate=3.0)
+    return x
+
+
+def measure_spots(crops: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """(N, 3): each crop's light, width and elongation around its brightest smoothed spot (uint8 (N, H, W) crops,
+    or float crops already less the pedestal); one smoothing pass serves all three."""
+    out = np.empty((len(crops), 3), np.float64)
     for start in range(0, len(crops), chunk):
-        x = np.asarray(crops[start : start + chunk], np.float32) - PEDESTAL
-        smooth = x
-        for axis in (1, 2):  # zeros beyond the edge, like the sum below
-            smooth = gaussian_filter1d(smooth, SMOOTHING, axis=axis, mode="constant", truncate=3.0)
+        x = np.asarray(crops[start : start + chunk], np.float32)
+        if np.asarray(crops).dtype == np.uint8:
+            x = x - PEDESTAL
+        smooth = _smooth(x, SMOOTHING)
         row, col = np.unravel_index(smooth.reshape(len(x), -1).argmax(1), x.shape[1:])
         padded = np.pad(x, ((0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)))
         n = np.arange(len(x))[:, None]
-        out[start : start + len(x)] = padded[n, row[:, None] + RADIUS + _DY, col[:, None] + RADIUS + _DX].sum(1)
+        disc = padded[n, row[:, None] + RADIUS + _DY, col[:, None] + RADIUS + _DX]
+        out[start : start + len(x), 0] = disc.sum(1)
+        out[start : start + len(x), 1:] = spot_shape(disc)
     return out
+
+
+def spot_light(crops: np.ndarray) -> np.ndarray:
+    """Excess counts within RADIUS px of each crop's brightest smoothed spot."""
+    return measure_spots(crops)[:, 0]
+
+
+def spot_shape(disc: np.ndarray) -> np.ndarray:
+    """(N, 2): the spot's width (px: the Gaussian sigma across its narrow axis) and elongation (log of the sigma
+    ratio along / across), from the pixels of the disc around the brightest spot (``_DY``, ``_DX`` order).
+
+    The second moments are weighted by a Gaussian of ``SHAPE_WEIGHT`` px around the light's centroid, which keeps
+    the pixel noise far from the spot out (plain moments over the disc are noise-dominated for a 1 keV ER),
+    and then deconvolved from that weight (exact for a Gaussian spot). Neither depends on the brightness.
+    """
+    dy, dx = _DY[None].astype(np.float64), _DX[None].astype(np.float64)
+    w = np.exp(-0.5 * (dy**2 + dx**2) / SHAPE_WEIGHT**2) * disc
+    total = np.maximum(w.sum(1, keepdims=True), 1e-6)  # a dark or negative spot: no shape to measure
+    cy = np.clip((w * dy).sum(1, keepdims=True) / total, -3, 3)
+    cx = np.clip((w * dx).sum(1, keepdims=True) / total, -3, 3)
+    dy, dx = dy - cy, dx - cx
+    w = np.exp(-0.5 * (dy**2 + dx**2) / SHAPE_WEIGHT**2) * disc
+    total = np.maximum(w.sum(1), 1e-6)
+    myy, mxx, mxy = ((w * a * b).sum(1) / total for a, b in ((dy, dy), (dx, dx), (dx, dy)))
+    half_trace, det = (myy + mxx) / 2, myy * mxx - mxy**2
+    root = np.sqrt(np.maximum(half_trace**2 - det, 0))
+    limits = (0.3, 0.95 * SHAPE_WEIGHT**2)  # noise can push a weighted variance past what a real spot gives
+    small, large = (1 / (1 / np.clip(v, *limits) - 1 / SHAPE_WEIGHT**2) for v in (half_trace - root, half_trace + root))
+    return np.stack([np.sqrt(small), 0.5 * np.log(large / small)], 1)
+
+
+def dimmed(crops: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """Pedestal-subtracted float crops made to look like events ``factor`` times as bright, on the same camera.
+
+    Dimming (``factor`` <= 1) scales the whole crop and adds fresh Gaussian noise of the missing variance, so
+    the pixel noise keeps each crop's own level (its robust std) while the signal keeps its exact shape.
+    Brightening (rare: the brightest level of a type) adds the signal of a lightly smoothed copy instead, which
+    leaves the noise as it is.
+    """
+    x = np.asarray(crops, np.float32) - PEDESTAL
+    if factor > 1:
+        return x + (factor - 1) * _smooth(x, SMOOTHING)
+    flat = x.reshape(len(x), -1)
+    noise = 1.4826 * np.median(np.abs(flat - np.median(flat, 1, keepdims=True)), 1)  # the spot is a small part
+    fresh = rng.standard_normal(x.shape, dtype=np.float32) * (noise * np.sqrt(1 - factor**2))[:, None, None]
+    return factor * x + fresh
+
+
+def fitted_levels(energy: np.ndarray) -> list:
+    """The training levels a model is fitted on: the classes, not the few strays of the unseen ones."""
+    values, counts = np.unique(energy, return_counts=True)
+    return [e for e, n in zip(values, counts) if n >= max(3, MIN_SHARE * counts.max(initial=0))]
 
 
 @dataclass(frozen=True)
@@ -73,9 +138,9 @@ class TypeLight:
 
     @classmethod
     def fit(cls, light: np.ndarray, energy: np.ndarray, name: str) -> "TypeLight":
-        values, counts = np.unique(energy, return_counts=True)
-        levels = [e for e, n in zip(values, counts) if n >= max(3, MIN_SHARE * counts.max(initial=0))]
+        levels = fitted_levels(energy)
         if len(levels) < 2:
+            values, counts = np.unique(energy, return_counts=True)
             raise DataError(f"the light model needs two or more {name} energies with enough training events, "
                             f"found {dict(zip(values.tolist(), counts.tolist()))}")
         groups = [light[energy == e] for e in levels]
@@ -88,23 +153,79 @@ class TypeLight:
 
 
 @dataclass(frozen=True)
-class LightModel:
-    er: TypeLight
-    nr: TypeLight
+class ShapeModel:
+    """Per type and keV level, a Gaussian of the spot's (width, elongation) as measured at the level's light.
+
+    Shape tells the types apart inside a light pair, where light cannot: NR spots are wider (sigma ~6.0 vs
+    ~4.6 px for ER, facts doc) and ER tracks of 10 keV and more are elongated. How well shape is measured
+    depends on the light (a 1 keV ER's width is much noisier than a 3 keV ER's), so each level's Gaussian is
+    measured on training events of its type at the nearest trained level with at least as much light (the
+    level itself when trained), dimmed to the level's expected light (``dimmed``): their shapes and the
+    camera's noise level, no simulator. ``levels`` maps "ER1", "NR30"... to [mean width, mean elongation,
+    covariance 00, 01, 11].
+    """
+
+    levels: dict
 
     @classmethod
-    def fit(cls, light: np.ndarray, is_er: np.ndarray, energy: np.ndarray) -> "LightModel":
+    def fit(cls, crops: np.ndarray, is_er: np.ndarray, energy: np.ndarray, light: "LightModel",
+            kevs=ENERGIES) -> "ShapeModel":
+        levels = {}
+        for particle, flag, t in (("ER", True, light.er), ("NR", False, light.nr)):
+            mine = np.asarray(is_er, bool) == flag
+            trained = fitted_levels(energy[mine])
+            for kev in kevs:
+                source = min((e for e in trained if e >= kev), default=max(trained))
+                m = mine & (energy == source)
+                rng = np.random.default_rng(kev)  # the same model from the same training split
+                f = measure_spots(dimmed(crops[m], float(t.mean(kev) / t.mean(source)), rng))[:, 1:]
+                cov = np.cov(f.T) + 1e-3 * np.eye(2)  # never singular
+                levels[f"{particle}{kev}"] = [*map(float, f.mean(0)), float(cov[0, 0]), float(cov[0, 1]), float(cov[1, 1])]
+        return cls(levels)
+
+    def log_likelihood(self, shape: np.ndarray, particle: str, kev) -> np.ndarray:
+        key = f"{particle}{int(kev)}"
+        if key not in self.levels:
+            raise CheckpointError(f"the shape model has no level {key}; run train.py again")
+        m0, m1, c00, c01, c11 = self.levels[key]
+        d0, d1 = np.asarray(shape, float)[:, 0] - m0, np.asarray(shape, float)[:, 1] - m1
+        det = c00 * c11 - c01**2
+        return -0.5 * (c11 * d0**2 - 2 * c01 * d0 * d1 + c00 * d1**2) / det - 0.5 * np.log(det)
+
+
+@dataclass(frozen=True)
+class LightModel:
+    """Light per type, and (optionally) the shape model fitted beside it: both decode an event's type and level."""
+
+    er: TypeLight
+    nr: TypeLight
+    shape: ShapeModel | None = None
+
+    @classmethod
+    def fit(cls, light: np.ndarray, is_er: np.ndarray, energy: np.ndarray, crops: np.ndarray | None = None) -> "LightModel":
+        """From the training split's light (and, with ``crops``, its images for the shape model)."""
         is_er, energy = np.asarray(is_er, bool), np.asarray(energy)
-        return cls(TypeLight.fit(light[is_er], energy[is_er], "ER"), TypeLight.fit(light[~is_er], energy[~is_er], "NR"))
+        model = cls(TypeLight.fit(light[is_er], energy[is_er], "ER"), TypeLight.fit(light[~is_er], energy[~is_er], "NR"))
+        if crops is None:
+            return model
+        return cls(model.er, model.nr, ShapeModel.fit(crops, is_er, energy, model))
 
-    def level_log_likelihoods(self, light: np.ndarray, levels: dict) -> dict:
-        """``{"ER": (N, levels), "NR": (N, levels)}``: log p(light | type, level)."""
-        return {p: np.stack([t.log_likelihood(light, e) for e in levels[p]], 1)
-                for p, t in (("ER", self.er), ("NR", self.nr))}
+    def level_log_likelihoods(self, light: np.ndarray, levels: dict, shape: np.ndarray | None = None) -> dict:
+        """``{"ER": (N, levels), "NR": (N, levels)}``: log p(light | type, level), times p(shape | type, level)
+        when the events' ``shape`` (width, elongation) is given."""
+        out = {p: np.stack([t.log_likelihood(light, e) for e in levels[p]], 1)
+               for p, t in (("ER", self.er), ("NR", self.nr))}
+        if shape is not None:
+            if self.shape is None:
+                raise CheckpointError("this light model has no shape model (written by an older train.py); run "
+                                      "train.py again or set submission.shape=false")
+            for p in out:
+                out[p] = out[p] + np.stack([self.shape.log_likelihood(shape, p, e) for e in levels[p]], 1)
+        return out
 
-    def type_log_ratio(self, light: np.ndarray, levels: dict) -> np.ndarray:
-        """log p(light | ER) - log p(light | NR), each type's levels equally likely."""
-        ll = self.level_log_likelihoods(light, levels)
+    def type_log_ratio(self, light: np.ndarray, levels: dict, shape: np.ndarray | None = None) -> np.ndarray:
+        """log p(light [, shape] | ER) - log p(light [, shape] | NR), each type's levels equally likely."""
+        ll = self.level_log_likelihoods(light, levels, shape)
         return logsumexp(ll["ER"], 1) - np.log(len(levels["ER"])) - logsumexp(ll["NR"], 1) + np.log(len(levels["NR"]))
 
     def most_likely_level(self, light: np.ndarray, is_er: np.ndarray, levels: dict) -> np.ndarray:
@@ -121,7 +242,8 @@ class LightModel:
     def load(cls, path: Path) -> "LightModel":
         try:
             values = json.loads(Path(path).read_text())
-            return cls(TypeLight(**values["er"]), TypeLight(**values["nr"]))
+            shape = ShapeModel(**values["shape"]) if values.get("shape") else None
+            return cls(TypeLight(**values["er"]), TypeLight(**values["nr"]), shape)
         except FileNotFoundError:
             raise CheckpointError(f"{path}: light model not found; run train.py first") from None
         except (ValueError, KeyError, TypeError) as e:

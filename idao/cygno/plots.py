@@ -22,6 +22,7 @@ class SplitResult:
     final_energy: np.ndarray  # after post-processing
     light: np.ndarray  # excess counts around the brightest spot
     raw_score: np.ndarray  # the classifier's ER probability, before post-processing
+    shape: np.ndarray  # (N, 2) spot width and elongation (light.measure_spots)
 
 
 def plot_roc(results: dict, path: Path) -> None:
@@ -149,4 +150,28 @@ def plot_split_energies(splits: dict, path: Path) -> None:
         allowed = SPLIT_LEVELS.get(name)
         note = "allowed: " + ", ".join(f"{p} {allowed[p]}" for p in allowed) if allowed else "any level"
         ax.set(xlabel="submitted energy [keV]", ylabel="events", title=f"{name}\n{note}")
+    save_figure(fig, path)
+
+
+def plot_split_shapes(splits: dict, light_model, path: Path) -> None:
+    """Per split: every event's spot width against its light, coloured by the submitted type, beside the light
+    and shape models' expectation for each level the split allows (ER circles, NR squares, +-1 sigma bars).
+
+    What a user can check without labels: if the test events do not sit around the marks, the models were
+    fitted on data unlike these images (another detector setting, a simulator) and the decoding is suspect.
+    """
+    fig, axes = grid(len(splits), size=5.0)
+    for ax, (name, part) in zip(axes, splits.items()):
+        called_er = part["score"].to_numpy(float) > 0.5
+        for flag, colour, label in ((True, "tab:red", "called ER"), (False, "tab:blue", "called NR")):
+            m = called_er == flag
+            ax.scatter(np.maximum(part["light"][m], 30), part["width"][m], s=3, alpha=0.4, c=colour, label=label)
+        levels = SPLIT_LEVELS.get(name, {"ER": list(ENERGIES), "NR": list(ENERGIES)})
+        for particle, marker, t in (("ER", "o", light_model.er), ("NR", "s", light_model.nr)):
+            for kev in levels[particle]:
+                light, width = float(t.mean(kev)), light_model.shape.levels[f"{particle}{kev}"]
+                ax.errorbar(light, width[0], yerr=np.sqrt(width[2]), fmt=marker, mfc="none", mec="k", ecolor="k", ms=8)
+                ax.annotate(f"{particle}{kev}", (light, width[0]), textcoords="offset points", xytext=(6, 6), fontsize=7)
+        ax.set(xscale="log", xlabel="light [counts]", ylabel="spot width [px]", ylim=(0, 10), title=name)
+        ax.legend(fontsize=7, loc="lower right")
     save_figure(fig, path)

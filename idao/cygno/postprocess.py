@@ -57,20 +57,22 @@ def balance_pairs(logit: np.ndarray, light: np.ndarray, light_model, levels: dic
     for g in np.unique(group):
         m = group == g
         if m.sum() >= MIN_GROUP:
-            out[m] -= np.median(logit[m])
+            out[m] -= np.nanmedian(logit[m])  # an unreadable image (NaN) moves no group
     return out
 
 
 def postprocess(energy: np.ndarray, score: np.ndarray, split: str | None, mode: str, balance: str = "none",
-                light: np.ndarray | None = None, light_model=None, light_weight: float = 0.5):
+                light: np.ndarray | None = None, light_model=None, light_weight: float = 0.5,
+                shape: np.ndarray | None = None):
     """(ER score, keV) to submit for one split; ``split`` is public_test, private_test or None (unknown).
 
     Modes none / snap / split keep the classifier's score and post-process the
     regressor's keV. Mode ``light`` needs each event's ``light`` and the
     training set's ``light_model``: the score becomes the split's posterior,
     logit(score) + ``light_weight`` x (light's ER-vs-NR log likelihood ratio
-    over the levels the split allows), and the energy the most likely level of
-    the type decided. ``light_weight`` 0 uses light for the energy alone.
+    over the levels the split allows; with the events' ``shape``, light's and
+    shape's joint ratio), and the energy the most likely level of the type
+    decided. ``light_weight`` 0 uses light for the energy alone.
     """
     energy, score = np.asarray(energy, float), np.asarray(score, float)
     if balance not in BALANCES:
@@ -82,7 +84,7 @@ def postprocess(energy: np.ndarray, score: np.ndarray, split: str | None, mode: 
         return score, energy
     if mode == "light":
         clipped = np.clip(score, 1e-7, 1 - 1e-7)
-        logit = np.log(clipped) - np.log1p(-clipped) + light_weight * light_model.type_log_ratio(light, levels)
+        logit = np.log(clipped) - np.log1p(-clipped) + light_weight * light_model.type_log_ratio(light, levels, shape)
         if balance == "pair" and known:
             logit = balance_pairs(logit, light, light_model, levels)
         score = expit(logit)

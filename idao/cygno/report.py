@@ -20,9 +20,9 @@ from .dataset import read_labels
 from .metrics import summarize
 from .objectives import OBJECTIVES, load_models
 from .plots import (SplitResult, plot_confusion, plot_energy_comparison, plot_energy_correlation,
-                    plot_energy_histograms, plot_roc, plot_split_energies, plot_split_scores)
+                    plot_energy_histograms, plot_roc, plot_split_energies, plot_split_scores, plot_split_shapes)
 from .postprocess import postprocess
-from .submit import COLUMNS, load_light_model
+from .submit import COLUMNS, SPOT_COLUMNS, load_light_model
 from .train import NAME, prepare
 
 POSTPROCESS_CHOICES = (("none", "none"), ("snap", "none"), ("split", "none"), ("split", "split"),
@@ -36,10 +36,12 @@ def validation_result(cfg, light_model, rt) -> SplitResult:
     for kind, (model, objective) in load_models(cfg, rt).items():
         pred[kind] = objective.predict(predict_outputs(model, objective, val, 256, rt))
     # validation holds the training classes (plus strays): its split is unknown, so all six levels are allowed
-    light = val.light()
+    spots = val.spots()
     score, final = postprocess(pred["regressor"], pred["classifier"], None, cfg.submission.postprocess,
-                               cfg.submission.balance, light, light_model, cfg.submission.light_weight)
-    return SplitResult(val.is_er, val.energy, score, pred["regressor"], final, light, pred["classifier"])
+                               cfg.submission.balance, spots[:, 0], light_model, cfg.submission.light_weight,
+                               spots[:, 1:] if cfg.submission.shape else None)
+    return SplitResult(val.is_er, val.energy, score, pred["regressor"], final, spots[:, 0], pred["classifier"],
+                       spots[:, 1:])
 
 
 def submitted_table(cfg, root: Path) -> pd.DataFrame | None:
@@ -63,7 +65,7 @@ def submitted_table(cfg, root: Path) -> pd.DataFrame | None:
 def split_views(table: pd.DataFrame) -> dict:
     """Per split: submitted score and energy, and the true class where labelled (for the unlabelled-split plots)."""
     return {split: pd.DataFrame({"score": part[COLUMNS[1]].to_numpy(float), "energy": part[COLUMNS[2]].to_numpy(float),
-                                 "true": part["true"].to_numpy()})
+                                 "true": part["true"].to_numpy(), **{c: part[c].to_numpy(float) for c in SPOT_COLUMNS}})
             for split, part in table.groupby("split", sort=False)}
 
 
@@ -76,20 +78,23 @@ def scored_test_splits(table: pd.DataFrame | None) -> dict:
         results[split] = SplitResult(
             (part["particle"] == "ER").to_numpy(), part["true_energy"].to_numpy(int),
             part[COLUMNS[1]].to_numpy(float), part["energy"].to_numpy(float), part[COLUMNS[2]].to_numpy(float),
-            part["light"].to_numpy(float), part["score"].to_numpy(float))
+            part["light"].to_numpy(float), part["score"].to_numpy(float), part[list(SPOT_COLUMNS[1:])].to_numpy(float))
     return results
 
 
-def postprocess_table(results: dict, light_model, light_weight: float) -> list[dict]:
-    """Score of each post-processing mode on each labelled test split (from the raw predictions)."""
+def postprocess_table(results: dict, light_model, light_weight: float, shape: bool) -> list[dict]:
+    """Score of each post-processing mode on each labelled test split (from the raw predictions); mode light
+    with and without the shape model when it is on."""
     rows = []
     for split, r in results.items():
         for mode, balance in POSTPROCESS_CHOICES:
-            score, energy = postprocess(r.raw_energy, r.raw_score, split, mode, balance, r.light, light_model,
-                                        light_weight)
-            m = summarize(r.is_er, r.energy, score, energy)
-            rows.append(dict(split=split, mode=mode + (f" + balance {balance}" if balance != "none" else ""),
-                             auc=m["auc"], mae=m["mae"], score=m["score"]))
+            for with_shape in ((True, False) if shape and mode == "light" else (False,)):
+                score, energy = postprocess(r.raw_energy, r.raw_score, split, mode, balance, r.light, light_model,
+                                            light_weight, r.shape if with_shape else None)
+                m = summarize(r.is_er, r.energy, score, energy)
+                rows.append(dict(split=split, mode=mode + (" + shape" if with_shape else "")
+                                 + (f" + balance {balance}" if balance != "none" else ""),
+                                 auc=m["auc"], mae=m["mae"], score=m["score"]))
     return rows
 
 
@@ -102,7 +107,7 @@ def format_log(metrics: dict, pp_rows: list[dict], note: str) -> str:
             lines.append(f"    {cls:>5}: n={c['n']:5d}  MAE={c['mae']:.3f} keV  type accuracy={c['accuracy']:.3f}")
     if pp_rows:
         lines += ["", "post-processing modes (same raw predictions):"]
-        lines += [f"    {r['split']:>13} {r['mode']:<16} AUC={r['auc']:.6f}  MAE={r['mae']:.4f}  score={r['score']:.1f}"
+        lines += [f"    {r['split']:>13} {r['mode']:<24} AUC={r['auc']:.6f}  MAE={r['mae']:.4f}  score={r['score']:.1f}"
                   for r in pp_rows]
     return "\n".join(lines) + "\n"
 
@@ -120,7 +125,7 @@ def report(cfg) -> dict:
     note = ("test splits scored from " + cfg.submission.output + " against " + str(root / "labels.csv")
             if tests else "no labelled test splits (real data has none, or generate_submission.py has not run)")
     metrics = {name: summarize(r.is_er, r.energy, r.score, r.final_energy) for name, r in results.items()}
-    pp_rows = postprocess_table(tests, light_model, cfg.submission.light_weight)
+    pp_rows = postprocess_table(tests, light_model, cfg.submission.light_weight, cfg.submission.shape)
 
     histories = load_histories(RunSettings.from_config(cfg, NAME).checkpoint_dir, OBJECTIVES)
     images = [folder / "roc_auc.png", folder / "energy_correlation.png", folder / "energy_comparison.png",
@@ -136,6 +141,9 @@ def report(cfg) -> dict:
         images += [folder / "split_scores.png", folder / "split_energies.png"]
         plot_split_scores(splits, images[-2])
         plot_split_energies(splits, images[-1])
+        if light_model.shape is not None:
+            images.append(folder / "split_shapes.png")
+            plot_split_shapes(splits, light_model, images[-1])
         note += "\nsubmitted splits: " + "; ".join(f"{name} n={len(part)}, called ER {np.mean(part['score'] > 0.5):.1%}"
                                                     for name, part in splits.items()) + " (classes balanced: expect ~50 %)"
 

@@ -26,6 +26,7 @@ from .objectives import load_models
 from .postprocess import postprocess
 
 COLUMNS = ["id", "classification_predictions", "regression_predictions"]
+SPOT_COLUMNS = ("light", "width", "elongation")  # light.measure_spots, in the raw CSV
 NEUTRAL_KEV = 6.0  # for images that could not be read: mid-range, the least costly single guess
 
 
@@ -71,9 +72,10 @@ def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
         crops = load_crops(samples, cfg.data, rt.show_progress)
         refine = tta.views > 1 and cfg.submission.tta_fraction < 1
         logit = predict_outputs(classifier, dataclasses.replace(tta, views=1) if refine else tta, crops, batch, rt)
+        spots = crops.spots()
         part = pd.DataFrame({"id": crops.ids, "split": folder.name, "score": tta.predict(logit),
                              "energy": reg.predict(predict_outputs(regressor, reg, crops, batch, rt)),
-                             "light": crops.light()})
+                             **{c: spots[:, j] for j, c in enumerate(SPOT_COLUMNS)}})
         if refine:  # the other views of the doubtful events, averaged with the identity's logit already in hand
             doubt = least_confident(part, cfg.submission, light_model)
             rest = predict_outputs(classifier, dataclasses.replace(tta, first_view=1), crops, batch, rt, doubt)
@@ -85,7 +87,7 @@ def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
             warnings.warn(f"{folder}: {len(unread)} unreadable image(s) get neutral predictions "
                           f"(score 0.5, {NEUTRAL_KEV} keV), e.g. {unread[0]}", stacklevel=2)
             frames.append(pd.DataFrame({"id": unread, "split": folder.name, "score": 0.5, "energy": NEUTRAL_KEV,
-                                        "light": np.nan}))
+                                        **{c: np.nan for c in SPOT_COLUMNS}}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -93,9 +95,11 @@ def decode(raw: pd.DataFrame, sub_cfg, light_model):
     """(ER score, keV) of every row of ``raw``, split by split (each split has its own class set)."""
     mode, balance = sub_cfg.postprocess, sub_cfg.balance
     score, energy = np.empty(len(raw)), np.empty(len(raw))
+    shape = raw[list(SPOT_COLUMNS[1:])].to_numpy(float) if sub_cfg.shape else None
     for split, idx in raw.groupby("split").indices.items():
         score[idx], energy[idx] = postprocess(raw["energy"].values[idx], raw["score"].values[idx], split, mode,
-                                              balance, raw["light"].values[idx], light_model, sub_cfg.light_weight)
+                                              balance, raw["light"].values[idx], light_model, sub_cfg.light_weight,
+                                              None if shape is None else shape[idx])
     unread = raw["light"].isna().to_numpy()  # unreadable images stay neutral
     return np.where(unread, 0.5, score), np.where(unread, NEUTRAL_KEV, energy)
 

@@ -48,7 +48,7 @@ def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
                   + (f", {rt.dist.world} processes" if rt.dist.enabled else ""))
             write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
             fitted = crops.subset(train_idx)
-            light = LightModel.fit(fitted.light(), fitted.is_er, fitted.energy)
+            light = LightModel.fit(fitted.spots()[:, 0], fitted.is_er, fitted.energy, fitted.images)
             light.save(run.checkpoint_dir / LIGHT_MODEL_FILE)
             print("light model, mean exp(a) keV^b: " + "; ".join(
                 f"{p} a={t.a:.3f} b={t.b:.3f} s0={t.s0:.0f} f={t.f:.3f}" for p, t in (("ER", light.er), ("NR", light.nr))))

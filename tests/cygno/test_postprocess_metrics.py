@@ -81,7 +81,7 @@ def test_extra_test_time_views_go_to_the_events_nearest_the_cut():
 
     part = pd.DataFrame({"id": list("abcde"), "split": "public_test", "score": [0.1, 0.45, 0.9, 0.55, 0.99],
                          "energy": 3.0, "light": 1000.0})
-    sub_cfg = SimpleNamespace(postprocess="none", balance="none", light_weight=0.5, tta_fraction=0.4)
+    sub_cfg = SimpleNamespace(postprocess="none", balance="none", light_weight=0.5, tta_fraction=0.4, shape=False)
     assert sorted(least_confident(part, sub_cfg, None).tolist()) == [1, 3]
     sub_cfg.tta_fraction = 1.0
     assert sorted(least_confident(part, sub_cfg, None).tolist()) == [0, 1, 2, 3, 4]
