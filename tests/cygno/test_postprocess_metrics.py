@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from idao.cygno.metrics import idao_score, roc_auc, summarize
-from idao.cygno.postprocess import nearest, postprocess, predicted_er
+from idao.cygno.postprocess import SPLIT_LEVELS, balance_pairs, nearest, postprocess, predicted_er
 
 
 def test_snap_to_the_six_levels():
@@ -31,9 +31,24 @@ def test_pair_balance_calls_half_of_each_light_group_er():
     plain, _ = postprocess(np.zeros(100), score, "private_test", "light", "none", light, model, 0.0)
     fixed, energy = postprocess(np.zeros(100), score, "private_test", "light", "pair", light, model, 0.0)
     assert np.mean(plain[:50] > 0.5) < 0.1 and np.mean(fixed[:50] > 0.5) >= 0.75
-    assert np.mean(fixed > 0.5) == pytest.approx(0.5, abs=0.02)
+    assert np.mean(fixed > 0.5) == pytest.approx(0.5, abs=0.06)  # within one binomial std (5 of 100) of half
     assert np.mean(energy[:50] == 1) >= 0.75 and np.mean(energy[50:] == 3) >= 0.75
     assert np.all(np.diff(fixed[np.argsort(plain, kind="stable")]) >= -1e-12)  # one group: the ranking is kept
+
+
+def test_pair_balance_leaves_a_group_within_binomial_noise_of_half():
+    """51 events of which 26 are called ER (a stray of the next pair among them): no evidence of a bias, so no
+    call moves; 40 of 51 called ER is pulled back to within one binomial std (4 events) of half."""
+    from idao.cygno.light import LightModel, TypeLight
+
+    model = LightModel(TypeLight(np.log(620), 1.0, 120, 0.15), TypeLight(np.log(330), 1.0, 120, 0.15))
+    light = np.full(51, 800.0)  # one light group
+    logit = np.linspace(-3, 3, 51) + 0.1  # 26 above 0
+    fixed = balance_pairs(logit, light, model, SPLIT_LEVELS["private_test"])
+    np.testing.assert_array_equal(fixed, logit)
+    biased = np.linspace(-1, 5, 51)
+    called = int((balance_pairs(biased, light, model, SPLIT_LEVELS["private_test"]) > 0).sum())
+    assert int((biased > 0).sum()) == 42 and called == 26 + 4  # ceil(51 / 2) + 4
 
 
 def test_balance_decides_the_type_by_rank():
