@@ -108,7 +108,7 @@ def write_table(rows: list[dict], args) -> None:
              f"--sweep-scale {args.sweep_scale}{' ' + ' '.join(args.overrides) if args.overrides else ''}`; "
              f"{WORKERS} CPU cores; default config. Type accuracy / MAE (keV) per class.", "",
              "Public / private *light only*: the same trained models submitted without the shape model "
-             "(`submission.shape=false submission.light_weight=0.5`, the previous default).", "",
+             "(`submission.shape=false submission.light_weight=0.5`, otherwise the defaults).", "",
              "| scale | seed | physics | public | private | public / private light only | public AUC / MAE | "
              "private AUC / MAE | train s | submission s | x decode floor | private per class |",
              "|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---|"]
