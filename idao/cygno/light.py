@@ -53,10 +53,9 @@ def measure_spots(crops: np.ndarray, chunk: int = 512) -> np.ndarray:
     """(N, 3): each crop's light, width and elongation around its brightest smoothed spot (uint8 (N, H, W) crops,
     or float crops already less the pedestal); one smoothing pass serves all three."""
     out = np.empty((len(crops), 3), np.float64)
+    offset = PEDESTAL if crops.dtype == np.uint8 else 0.0
     for start in range(0, len(crops), chunk):
-        x = np.asarray(crops[start : start + chunk], np.float32)
-        if np.asarray(crops).dtype == np.uint8:
-            x = x - PEDESTAL
+        x = np.asarray(crops[start : start + chunk], np.float32) - offset
         smooth = _smooth(x, SMOOTHING)
         row, col = np.unravel_index(smooth.reshape(len(x), -1).argmax(1), x.shape[1:])
         padded = np.pad(x, ((0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)))
