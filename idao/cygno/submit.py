@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..atomic import write_csv, write_text
 from ..engine import RunSettings, predict_outputs
-from ..errors import DataError
+from ..errors import CheckpointError, DataError
 from ..runtime import make_runtime
 from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_test_folder
@@ -31,8 +31,14 @@ NEUTRAL_KEV = 6.0  # for images that could not be read: mid-range, the least cos
 
 
 def load_light_model(cfg) -> LightModel:
-    """The light model train.py fitted on the training split and wrote beside the checkpoints."""
-    return LightModel.load(RunSettings.from_config(cfg, "cygno").checkpoint_dir / LIGHT_MODEL_FILE)
+    """The light (and shape) model train.py fitted on the training split and wrote beside the checkpoints;
+    checked here, before any image is read, to hold the shape model when ``submission.shape`` asks for it."""
+    path = RunSettings.from_config(cfg, "cygno").checkpoint_dir / LIGHT_MODEL_FILE
+    model = LightModel.load(path)
+    if cfg.submission.shape and model.shape is None:
+        raise CheckpointError(f"{path}: no shape model (written by an older train.py); run train.py again or set "
+                              "submission.shape=false")
+    return model
 
 
 def test_folders(cfg) -> list[Path]:

@@ -178,3 +178,25 @@ def test_real_images_are_typed_right_by_a_model_trained_on_simulation(pipeline, 
     assert len(called_er) == len(real_images) == 4
     for path in real_images:
         assert called_er[path.stem] == ("_ER_" in path.name), path.name
+
+
+def test_a_light_model_without_shape_is_refused_before_any_image_is_read(pipeline, tiny_dataset, tmp_path):
+    """A checkpoint folder from before the shape model: one error line naming light.json, no CSV; with
+    submission.shape=false it still submits."""
+    import shutil
+
+    work, _ = pipeline
+    ck = tmp_path / "ck"
+    shutil.copytree(work / "ck", ck)
+    light = ck / "cygno" / "light.json"
+    values = json.loads(light.read_text())
+    assert values["shape"]["levels"].keys() >= {"ER1", "NR3", "ER30", "NR1"}
+    light.write_text(json.dumps({k: v for k, v in values.items() if k != "shape"}))
+    args = [a for a in overrides(tiny_dataset, work) if not a.startswith(("train.checkpoint_dir", "submission.output"))]
+    args += [f"train.checkpoint_dir={ck}", f"submission.output={tmp_path / 'sub.csv'}"]
+    proc = run("generate_submission.py", *args, check=False)
+    assert proc.returncode == 2 and f"error: {light}: no shape model" in proc.stderr
+    assert not (tmp_path / "sub.csv").exists() and not (tmp_path / "sub.raw.csv").exists()
+    run("generate_submission.py", *args, "submission.shape=false")
+    assert len(pd.read_csv(tmp_path / "sub.csv")) == sum(len(split_samples(tiny_dataset, s))
+                                                         for s in ("public_test", "private_test"))
