@@ -312,7 +312,7 @@ def test_fitted_models_through_the_three_scripts(damic_run, tmp_path, model):
     out = run("train.py", *args).stdout
     assert "boosting rounds" in out
     run("generate_submission.py", *args)
-    run("report.py", *args)
+    run("report.py", *args)  # scores the CSV against the test files' labels
     state = load_checkpoint(tmp_path / "ck" / "damic" / "track_best.pt")
     assert state["model_name"] == model
     if model == "track_trees":
