@@ -53,6 +53,10 @@ def submitted_table(cfg, root: Path) -> pd.DataFrame | None:
     sub, raw = pd.read_csv(out, dtype={"id": str}), pd.read_csv(raw_path, dtype={"id": str})
     if list(sub.columns) != COLUMNS:
         raise DataError(f"{out}: columns {list(sub.columns)}; expected {COLUMNS}")
+    missing = [c for c in ("score", "energy", *SPOT_COLUMNS) if c not in raw.columns]
+    if missing:
+        raise DataError(f"{raw_path}: columns {missing} missing (written by an older version?); "
+                        "run generate_submission.py again")
     table = raw.merge(sub, on="id", validate="one_to_one")
     labels = read_labels(root) or {}
     truth = pd.DataFrame([(k, p, e) for k, (p, e) in labels.items()], columns=["id", "particle", "true_energy"])
@@ -117,9 +121,9 @@ def report(cfg) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     light_model = load_light_model(cfg)
     rt = make_runtime(cfg.train)
-    results = {"validation": validation_result(cfg, light_model, rt)}
     root = Path(cfg.data.root)
-    table = submitted_table(cfg, root)
+    table = submitted_table(cfg, root)  # checked before the models run on the validation split
+    results = {"validation": validation_result(cfg, light_model, rt)}
     tests = scored_test_splits(table)
     results.update(tests)
     note = ("test splits scored from " + cfg.submission.output + " against " + str(root / "labels.csv")

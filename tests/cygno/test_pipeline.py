@@ -200,3 +200,16 @@ def test_a_light_model_without_shape_is_refused_before_any_image_is_read(pipelin
     run("generate_submission.py", *args, "submission.shape=false")
     assert len(pd.read_csv(tmp_path / "sub.csv")) == sum(len(split_samples(tiny_dataset, s))
                                                          for s in ("public_test", "private_test"))
+
+
+def test_report_refuses_a_raw_csv_without_the_spot_columns(pipeline, tiny_dataset, tmp_path):
+    """A submission.raw.csv from before the shape model: one error line naming it, before any model runs."""
+    work, _ = pipeline
+    sub = tmp_path / "submission.csv"
+    sub.write_bytes((work / "results" / "submission.csv").read_bytes())
+    raw = pd.read_csv(work / "results" / "submission.raw.csv", dtype={"id": str}).drop(columns=["width", "elongation"])
+    raw.to_csv(tmp_path / "submission.raw.csv", index=False)
+    args = [a for a in overrides(tiny_dataset, work) if not a.startswith(("submission.output", "report.results_dir"))]
+    proc = run("report.py", *args, f"submission.output={sub}", f"report.results_dir={tmp_path / 'res'}", check=False)
+    assert proc.returncode == 2
+    assert f"error: {tmp_path / 'submission.raw.csv'}: columns ['width', 'elongation'] missing" in proc.stderr
