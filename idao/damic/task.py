@@ -215,7 +215,8 @@ def fit_blend(cfg, settings: ModelSettings, objective: TrackObjective, train: Ev
     network = fit(f"{MODEL}_network", network_settings, objective, train, val, rt, run, compat_settings(cfg))
     trees, rounds = boost(cfg, objective, train, val, run.seed)
     model = build_model(BLEND, drop_rate=settings.drop_rate, num_outputs=objective.num_outputs)
-    model.network.load_state_dict(load_checkpoint(run.path(f"{MODEL}_network", "best"))["model"])
+    with main_process_first(rt.dist):  # under torchrun only rank 0 writes the network's checkpoint
+        model.network.load_state_dict(load_checkpoint(run.path(f"{MODEL}_network", "best"))["model"])
     model.trees.load_state_dict(trees.state_dict())
     losses = [objective.metric(objective.predict(predict_outputs(model, objective, d, 256, rt)), d) for d in (train, val)]
     history = [dict(epoch=0, train_loss=losses[0], val_metric=losses[1])]
