@@ -50,6 +50,8 @@ PIXEL_NOISE = 3.45
 COLUMN_STRIPES = 0.7
 ROW_OFFSETS = 0.2
 START_JITTER = 14.0  # px; NR centres: 5-95 % within 263-309
+GAIN_SPREAD = 0.15  # lognormal sigma of an event's light (GEM gain fluctuations)
+SPOT_SIGMA = {"ER": (4.6, 0.35), "NR": (6.0, 0.5)}  # px, mean and spread of the diffusion blur per type
 CANVAS = 256  # signal is drawn on a CANVAS^2 patch around the centre
 
 
@@ -128,8 +130,8 @@ def render_event(particle: str, energy: float, rng: np.random.Generator, physics
     img += (rng.standard_normal(size).astype(np.float32) * ROW_OFFSETS)[:, None]
 
     # signal on a patch around the start point
-    light = light_yield(particle, energy, physics) * rng.lognormal(0.0, 0.15)  # GEM gain fluctuations
-    sigma = (rng.normal(6.0, 0.5) if particle == "NR" else rng.normal(4.6, 0.35)) * physics.diffusion
+    light = light_yield(particle, energy, physics) * rng.lognormal(0.0, GAIN_SPREAD)
+    sigma = rng.normal(*SPOT_SIGMA[particle]) * physics.diffusion
     dr, dc, w = _track(particle, energy, rng, physics)
     start = CANVAS / 2 + rng.normal(0.0, START_JITTER, 2)
     r, c = np.clip(start[0] + dr, 1, CANVAS - 2), np.clip(start[1] + dc, 1, CANVAS - 2)

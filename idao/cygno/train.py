@@ -50,8 +50,9 @@ def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
             fitted = crops.subset(train_idx)
             light = LightModel.fit(fitted.spots()[:, 0], fitted.is_er, fitted.energy, fitted.images)
             light.save(run.checkpoint_dir / LIGHT_MODEL_FILE)
-            print("light model, mean exp(a) keV^b: " + "; ".join(
-                f"{p} a={t.a:.3f} b={t.b:.3f} s0={t.s0:.0f} f={t.f:.3f}" for p, t in (("ER", light.er), ("NR", light.nr))))
+            print("light model, median light per keV: " + "; ".join(
+                f"{p} " + ", ".join(f"{e:g}: {m:.0f}" for e, m in zip(t.kevs, t.medians)) + f", s0={t.s0:.0f} f={t.f:.3f}"
+                for p, t in (("ER", light.er), ("NR", light.nr))))
         return [fit(kind, ModelSettings.from_section(getattr(cfg, kind), kind), make_objective(kind, cfg),
                     crops.subset(train_idx), crops.subset(val_idx), rt, run, compat_settings(cfg))
                 for kind in kinds]

@@ -24,13 +24,13 @@ def test_spot_light_counts_the_excess_around_an_off_centre_spot():
     np.testing.assert_allclose(light, [600, 3000, 12000], atol=250)  # aperture noise ~3.45 x sqrt(1257) ~ 120
 
 
-def synthetic_training(rng, n=200):
+def synthetic_training(rng, n=200, gain=0.1):
     """ER light 620 counts/keV, NR quenched (light 300 E^1.4), 10 % gain spread and 120 counts of noise."""
     rows = []
     for is_er, levels, mean in ((True, (3, 10, 30), lambda e: 620 * e), (False, (1, 6, 20), lambda e: 300 * e**1.4)):
         for e in levels:
             mu = mean(e)
-            rows += [(is_er, e, mu * rng.lognormal(0, 0.1) + rng.normal(0, 120)) for _ in range(n)]
+            rows += [(is_er, e, mu * rng.lognormal(0, gain) + rng.normal(0, 120)) for _ in range(n)]
     is_er, energy, light = map(np.array, zip(*rows))
     return light, is_er, energy
 
@@ -38,7 +38,8 @@ def synthetic_training(rng, n=200):
 def test_light_model_decodes_unseen_levels_from_the_type(tmp_path):
     rng = np.random.default_rng(1)
     model = LightModel.fit(*synthetic_training(rng))
-    assert model.er.b == pytest.approx(1.0, abs=0.05) and model.nr.b == pytest.approx(1.4, abs=0.1)
+    np.testing.assert_allclose(model.er.mean([1, 6, 20]), [620, 3720, 12400], rtol=0.06)
+    np.testing.assert_allclose(model.nr.mean([3, 10, 30]), 300 * np.array([3, 10, 30]) ** 1.4, rtol=0.06)
     # private levels, never seen in training: ER 1/6/20, NR 3/10/30
     light = np.array([620 * 1, 620 * 6, 620 * 20, 300 * 3**1.4, 300 * 10**1.4, 300 * 30**1.4])
     is_er = np.array([True, True, True, False, False, False])
@@ -49,6 +50,28 @@ def test_light_model_decodes_unseen_levels_from_the_type(tmp_path):
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(CheckpointError, match="not a light model"):
         LightModel.load(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_light_model_keeps_the_noise_floor_so_a_faint_event_stays_at_the_faintest_level(seed):
+    """The faint levels' spread is the aperture's noise (120 counts here), not the bright levels' gain spread: a fit
+    that lost it (half of these seeds, before) decoded an NR 1 keV event whose light the noise pushed below zero as
+    NR 6, its broad bright neighbour."""
+    model = LightModel.fit(*synthetic_training(np.random.default_rng(seed), gain=0.15))
+    assert model.nr.s0 == pytest.approx(120, rel=0.3) and model.nr.f == pytest.approx(0.15, abs=0.03)
+    faint = np.array([-150.0, -60.0, 0.0, 150.0])
+    np.testing.assert_array_equal(model.most_likely_level(faint, np.zeros(4, bool), SPLIT_LEVELS["public_test"]), 1)
+
+
+def test_a_level_lost_in_the_noise_keeps_its_own_light_but_does_not_steer_the_unseen_levels():
+    """NR 1 keV measures below its made light (the spot finder lands on noise): it is decoded from its own median,
+    and NR 3 keV is interpolated from the levels clear of the noise, not pulled down with it."""
+    light, is_er, energy = synthetic_training(np.random.default_rng(5))
+    faint = ~is_er & (energy == 1)
+    light[faint] = light[faint] * 0.5 - 100  # median ~50 counts instead of 300
+    model = LightModel.fit(light, is_er, energy)
+    assert model.nr.mean(1) == pytest.approx(np.median(light[faint]))
+    assert model.nr.mean(3) == pytest.approx(300 * 3**1.4, rel=0.08)
 
 
 def test_light_mode_adds_light_evidence_and_uses_the_decided_type():

@@ -20,11 +20,19 @@ def test_split_uses_the_levels_of_the_predicted_type():
     np.testing.assert_array_equal(postprocess(energy, score, "my_folder", "split")[1], [3, 3, 10, 10])
 
 
+def proportional_light(per_kev: float, s0: float = 120.0, f: float = 0.15):
+    """A type whose light is ``per_kev`` x keV (trained at 1 and 30 keV), std sqrt(s0^2 + (f mean)^2)."""
+    from idao.cygno.light import TypeLight
+
+    medians = [per_kev, 30 * per_kev]
+    return TypeLight([1.0, 30.0], medians, [float(np.hypot(s0, f * m)) for m in medians], s0, f)
+
+
 def test_pair_balance_calls_half_of_each_light_group_er():
     """A classifier biased towards NR on the faint pair is corrected per light group, keeping its ranking."""
-    from idao.cygno.light import LightModel, TypeLight
+    from idao.cygno.light import LightModel
 
-    model = LightModel(TypeLight(np.log(620), 1.0, 120, 0.15), TypeLight(np.log(330), 1.0, 120, 0.15))  # NR: 0.53 x ER
+    model = LightModel(proportional_light(620), proportional_light(330))  # NR: 0.53 x ER
     rng = np.random.default_rng(0)
     light = np.concatenate([rng.normal(620, 100, 50), rng.normal(990, 120, 50)])  # private ER1 then NR3
     score = np.concatenate([np.linspace(0.2, 0.45, 50), np.linspace(0.02, 0.3, 50)])  # ranked right, all below 0.5
@@ -39,9 +47,9 @@ def test_pair_balance_calls_half_of_each_light_group_er():
 def test_pair_balance_leaves_a_group_within_binomial_noise_of_half():
     """51 events of which 26 are called ER (a stray of the next pair among them): no evidence of a bias, so no
     call moves; 40 of 51 called ER is pulled back to within one binomial std (4 events) of half."""
-    from idao.cygno.light import LightModel, TypeLight
+    from idao.cygno.light import LightModel
 
-    model = LightModel(TypeLight(np.log(620), 1.0, 120, 0.15), TypeLight(np.log(330), 1.0, 120, 0.15))
+    model = LightModel(proportional_light(620), proportional_light(330))
     light = np.full(51, 800.0)  # one light group
     logit = np.linspace(-3, 3, 51) + 0.1  # 26 above 0
     fixed = balance_pairs(logit, light, model, SPLIT_LEVELS["private_test"])
