@@ -27,6 +27,7 @@ from scipy.special import expit
 from .names import ENERGIES, TRAIN_CLASSES, UNSEEN_CLASSES
 
 MODES = ("none", "snap", "split", "light")
+REGRESSED = ("none", "snap", "split")  # the modes that read the regressor's keV (light decodes the energy itself)
 BALANCES = ("none", "split", "pair")
 MIN_GROUP = 20  # events a light group needs before ``pair`` balances it
 BALANCE_TOLERANCE = 1.0  # binomial standard deviations (sqrt(n) / 2 events) a group's ER count may stray from half

@@ -21,7 +21,7 @@ from .metrics import summarize
 from .objectives import OBJECTIVES, load_models
 from .plots import (SplitResult, plot_confusion, plot_energy_comparison, plot_energy_correlation,
                     plot_energy_histograms, plot_roc, plot_split_energies, plot_split_scores, plot_split_shapes)
-from .postprocess import postprocess
+from .postprocess import REGRESSED, postprocess
 from .submit import COLUMNS, SPOT_COLUMNS, load_light_model
 from .train import NAME, prepare
 
@@ -91,7 +91,10 @@ def postprocess_table(results: dict, light_model, light_weight: float, shape: bo
     with and without the shape model when it is on."""
     rows = []
     for split, r in results.items():
+        regressed = np.isfinite(r.raw_energy).any()  # the submission ran the regressor (not needed by mode light)
         for mode, balance in POSTPROCESS_CHOICES:
+            if mode in REGRESSED and not regressed:
+                continue
             for with_shape in ((True, False) if shape and mode == "light" else (False,)):
                 score, energy = postprocess(r.raw_energy, r.raw_score, split, mode, balance, r.light, light_model,
                                             light_weight, r.shape if with_shape else None)
@@ -135,11 +138,12 @@ def report(cfg) -> dict:
     images = [folder / "roc_auc.png", folder / "energy_correlation.png", folder / "energy_comparison.png",
               folder / "confusion.png", folder / "learning_curves.png"]
     plot_roc(results, images[0])
-    plot_energy_correlation(results, images[1])
-    plot_energy_comparison(results, images[2])
+    regressed = {name: r for name, r in results.items() if np.isfinite(r.raw_energy).any()}  # validation always
+    plot_energy_correlation(regressed, images[1])
+    plot_energy_comparison(regressed, images[2])
     plot_confusion(results, images[3])
     plot_learning_curves(histories, images[4])
-    images += plot_energy_histograms(results, folder)
+    images += plot_energy_histograms(regressed, folder)
     splits = split_views(table) if table is not None else {}
     if splits:  # what a user can check on a split without labels
         images += [folder / "split_scores.png", folder / "split_energies.png"]

@@ -23,7 +23,7 @@ from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_test_folder
 from .light import LIGHT_MODEL_FILE, LightModel
 from .objectives import load_models
-from .postprocess import postprocess
+from .postprocess import REGRESSED, postprocess
 
 COLUMNS = ["id", "classification_predictions", "regression_predictions"]
 SPOT_COLUMNS = ("light", "width", "elongation")  # light.measure_spots, in the raw CSV
@@ -58,16 +58,31 @@ def least_confident(part: pd.DataFrame, sub_cfg, light_model) -> np.ndarray:
     return np.argsort(np.abs(score - 0.5), kind="stable")[: math.ceil(sub_cfg.tta_fraction * len(part))]
 
 
+def submission_models(sub_cfg) -> tuple[str, ...]:
+    """The models a submission runs: the regressor only for the post-processing modes that read its keV."""
+    return ("classifier", "regressor") if sub_cfg.postprocess in REGRESSED else ("classifier",)
+
+
+def regressed_kev(models: dict, crops, batch: int, rt) -> np.ndarray:
+    """The regressor's keV per crop, or NaN where it was not loaded (not needed)."""
+    if "regressor" not in models:
+        return np.full(len(crops), np.nan)
+    regressor, objective = models["regressor"]
+    return objective.predict(predict_outputs(regressor, objective, crops, batch, rt))
+
+
 def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
     """Raw predictions for every image: id, split (folder name), ER probability and keV.
 
     Test-time augmentation is spent where it counts: every image is scored
     once, then the least confident ``submission.tta_fraction`` of each split
     again as the mean over ``submission.tta`` flips / turns (1.0: every image).
+    The regressor runs only for the post-processing modes that read its keV
+    (``REGRESSED``); with ``light`` the energy column is left empty (NaN).
     """
     rt = make_runtime(cfg.train)
-    models = load_models(cfg, rt)
-    (classifier, tta), (regressor, reg) = models["classifier"], models["regressor"]
+    models = load_models(cfg, rt, submission_models(cfg.submission))
+    classifier, tta = models["classifier"]
     batch, frames, seen = cfg.submission.batch_size, [], {}
     for folder in folders:
         samples = read_test_folder(folder)
@@ -80,7 +95,7 @@ def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
         logit = predict_outputs(classifier, dataclasses.replace(tta, views=1) if refine else tta, crops, batch, rt)
         spots = crops.spots()
         part = pd.DataFrame({"id": crops.ids, "split": folder.name, "score": tta.predict(logit),
-                             "energy": reg.predict(predict_outputs(regressor, reg, crops, batch, rt)),
+                             "energy": regressed_kev(models, crops, batch, rt),
                              **{c: spots[:, j] for j, c in enumerate(SPOT_COLUMNS)}})
         if refine:  # the other views of the doubtful events, averaged with the identity's logit already in hand
             doubt = least_confident(part, cfg.submission, light_model)

@@ -15,7 +15,7 @@ from .light import LIGHT_MODEL_FILE
 from .objectives import LOSSES, OBJECTIVES
 from .postprocess import BALANCES, MODES
 from .report import report
-from .submit import generate
+from .submit import generate, submission_models
 from .train import ensure_dataset, train
 
 CROP_MODES = ("centre", "spot")
@@ -62,7 +62,7 @@ class CygnoTask:
                 check_root(root)
             check_writable_dir(run.checkpoint_dir, "train.checkpoint_dir")
         else:
-            for kind in self.models:
+            for kind in submission_models(sub) if job == "generate" else self.models:
                 check_readable(run.path(kind, "best"), "train.checkpoint_dir", "checkpoint (run train.py first)")
             check_readable(run.checkpoint_dir / LIGHT_MODEL_FILE, "train.checkpoint_dir",
                            "light model (run train.py first)")

@@ -210,6 +210,23 @@ def test_a_light_model_without_shape_is_refused_before_any_image_is_read(pipelin
                                                          for s in ("public_test", "private_test"))
 
 
+def test_the_default_submission_never_runs_the_regressor(pipeline, tiny_dataset, tmp_path):
+    """Mode light decodes the energy from light: it submits from a checkpoint folder without the regressor (the
+    raw CSV's energy left empty); a mode that reads the regressor's keV names the missing checkpoint."""
+    work, _ = pipeline
+    ck = tmp_path / "ck"
+    shutil.copytree(work / "ck", ck)
+    (ck / "cygno" / "regressor_best.pt").unlink()
+    args = [a for a in overrides(tiny_dataset, work) if not a.startswith(("train.checkpoint_dir", "submission.output"))]
+    args += [f"train.checkpoint_dir={ck}", f"submission.output={tmp_path / 'sub.csv'}"]
+    run("generate_submission.py", *args)
+    raw = pd.read_csv(tmp_path / "sub.raw.csv")
+    assert raw["energy"].isna().all() and raw["score"].notna().all()
+    assert pd.read_csv(tmp_path / "sub.csv").equals(pd.read_csv(work / "results" / "submission.csv"))
+    proc = run("generate_submission.py", *args, "submission.postprocess=snap", "submission.balance=none", check=False)
+    assert proc.returncode == 2 and "regressor_best.pt" in proc.stderr and proc.stderr.startswith("error:")
+
+
 def test_report_refuses_a_raw_csv_without_the_spot_columns(pipeline, tiny_dataset, tmp_path):
     """A submission.raw.csv from before the shape model: one error line naming it, before any model runs."""
     work, _ = pipeline
