@@ -1,10 +1,47 @@
 """Every bad setting or output place is one `error:` line and exit 2 before any work: no dataset simulated,
-no checkpoint written, no traceback. Run through the real scripts from an empty folder, as a user would."""
+no checkpoint written, no traceback. Run from an empty folder, as a user would, through the scripts' own entry
+point (``idao.cli.main``, which train.py, generate_submission.py and report.py call and nothing else): all cases
+in one Python process, each in its own folder, so the suite pays the imports once, not once per case (the
+end-to-end tests run the scripts themselves)."""
 from __future__ import annotations
+
+import json
+import sys
+import subprocess
 
 import pytest
 
-from conftest import ROOT, run
+from conftest import ROOT
+
+JOBS = {"train.py": "train", "generate_submission.py": "generate", "report.py": "report"}
+HARNESS = """
+import contextlib, io, json, os, sys
+from idao.cli import main
+results = []
+for job, argv, cwd in json.loads(sys.stdin.read()):
+    os.chdir(cwd)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main(job, argv)
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        except BaseException as e:  # a traceback reaches the user: report it as such
+            code, err = 1, io.StringIO("Traceback: " + repr(e))
+    results.append([code, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def run_cases(cases: list) -> list:
+    """[(script, argv, folder)] -> [(exit status, stderr)], in one process."""
+    jobs = [[JOBS[script], argv, str(folder)] for script, argv, folder in cases]
+    proc = subprocess.run([sys.executable, "-c", HARNESS], input=json.dumps(jobs), capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
 
 CASES = [  # (script, overrides, what the error line must say)
     ("train.py", ["data.val_fraction=1.5"], "data.val_fraction = 1.5: expected 0 < val_fraction < 1"),
@@ -27,30 +64,49 @@ CASES = [  # (script, overrides, what the error line must say)
 ]
 
 
-@pytest.mark.parametrize("script, overrides, message", CASES, ids=[" ".join(c[1]) or c[0] for c in CASES])
-def test_bad_setting_is_one_error_line_before_any_work(tmp_path, script, overrides, message):
-    proc = run(str(ROOT / script), "data.root=data/sim", "train.checkpoint_dir=ck", *overrides, check=False,
-               cwd=tmp_path)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
-    assert not (tmp_path / "data").exists() and not (tmp_path / "ck").exists()  # nothing simulated or written
+@pytest.fixture(scope="module")
+def bad_setting_runs(tmp_path_factory):
+    folders = [tmp_path_factory.mktemp("empty") for _ in CASES]
+    runs = run_cases([(script, ["data.root=data/sim", "train.checkpoint_dir=ck", *overrides], folder)
+                      for (script, overrides, _), folder in zip(CASES, folders)])
+    return dict(zip(range(len(CASES)), zip(runs, folders)))
 
 
-@pytest.mark.parametrize("script, key", [("train.py", "train.checkpoint_dir"),
-                                         ("generate_submission.py", "submission.output"),
-                                         ("report.py", "report.results_dir")])
-def test_output_under_a_file_is_refused_before_any_work(tmp_path, script, key):
-    (tmp_path / "a_file").write_text("not a folder")
-    target = "a_file/out/x.csv" if key == "submission.output" else "a_file/out"
-    ck = tmp_path / "ck" / "cygno"
-    if script != "train.py":  # the jobs that read checkpoints need some to get as far as their outputs
-        ck.mkdir(parents=True)
-        for name in ("classifier_best.pt", "regressor_best.pt", "light.json"):
-            (ck / name).write_text("")
-        (tmp_path / "data" / "sim").mkdir(parents=True)
-    proc = run(str(ROOT / script), "data.root=data/sim", "train.checkpoint_dir=ck", f"{key}={target}", check=False,
-               cwd=tmp_path)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr.startswith("error: ") and "a_file is a file" in proc.stderr and key in proc.stderr
-    assert "Traceback" not in proc.stderr
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[" ".join(c[1]) or c[0] for c in CASES])
+def test_bad_setting_is_one_error_line_before_any_work(bad_setting_runs, case):
+    (code, stderr), folder = bad_setting_runs[case]
+    message = CASES[case][2]
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
+    assert not (folder / "data").exists() and not (folder / "ck").exists()  # nothing simulated or written
+
+
+OUTPUT_KEYS = [("train.py", "train.checkpoint_dir"), ("generate_submission.py", "submission.output"),
+               ("report.py", "report.results_dir")]
+
+
+@pytest.fixture(scope="module")
+def output_runs(tmp_path_factory):
+    cases = []
+    for script, key in OUTPUT_KEYS:
+        folder = tmp_path_factory.mktemp("outputs")
+        (folder / "a_file").write_text("not a folder")
+        target = "a_file/out/x.csv" if key == "submission.output" else "a_file/out"
+        if script != "train.py":  # the jobs that read checkpoints need some to get as far as their outputs
+            ck = folder / "ck" / "cygno"
+            ck.mkdir(parents=True)
+            for name in ("classifier_best.pt", "regressor_best.pt", "light.json"):
+                (ck / name).write_text("")
+            (folder / "data" / "sim").mkdir(parents=True)
+        cases.append((script, ["data.root=data/sim", "train.checkpoint_dir=ck", f"{key}={target}"], folder))
+    return run_cases(cases)
+
+
+@pytest.mark.parametrize("case", range(len(OUTPUT_KEYS)), ids=[s for s, _ in OUTPUT_KEYS])
+def test_output_under_a_file_is_refused_before_any_work(output_runs, case):
+    code, stderr = output_runs[case]
+    key = OUTPUT_KEYS[case][1]
+    assert code == 2, stderr
+    assert stderr.startswith("error: ") and "a_file is a file" in stderr and key in stderr
+    assert "Traceback" not in stderr
