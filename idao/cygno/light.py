@@ -176,15 +176,16 @@ def level_stats(light: np.ndarray, energy: np.ndarray, name: str):
 
 
 def fit_light(light: np.ndarray, is_er: np.ndarray, energy: np.ndarray) -> tuple[TypeLight, TypeLight]:
-    """Both types' light. For the levels not trained, the noise floor s0 is one for both (the aperture's pixel noise: one camera), each type has
-    its own gain spread f; they are fitted to the levels' spreads in relative terms. An absolute fit is all the
-    brightest level's and lost s0 (fitted as 1 count on half of the seeds), which made a faint event's light,
-    pushed below zero by the noise, likelier from the broad bright level than from the faintest."""
+    """Both types' light. For the levels not trained, the noise floor s0 is one for both (the aperture's pixel
+    noise: one camera) and each type has its own gain spread f, fitted to the trained levels' spreads in relative
+    terms. An absolute fit is all the brightest level's and lost s0 (fitted as 1 count on half of the seeds),
+    which made a faint event's light, pushed below zero by the noise, likelier from the broad bright level than
+    from the faintest."""
     (er_kevs, er_med, er_spread), (nr_kevs, nr_med, nr_spread) = (
         level_stats(light[m], energy[m], name) for m, name in ((is_er, "ER"), (~is_er, "NR")))
-    zeros = lambda v: np.zeros_like(v)  # noqa: E731
-    rows = np.concatenate([np.stack([np.ones_like(er_med), er_med**2, zeros(er_med)], 1) / er_spread[:, None] ** 2,
-                           np.stack([np.ones_like(nr_med), zeros(nr_med), nr_med**2], 1) / nr_spread[:, None] ** 2])
+    none_er, none_nr = np.zeros_like(er_med), np.zeros_like(nr_med)
+    rows = np.concatenate([np.stack([np.ones_like(er_med), er_med**2, none_er], 1) / er_spread[:, None] ** 2,
+                           np.stack([np.ones_like(nr_med), none_nr, nr_med**2], 1) / nr_spread[:, None] ** 2])
     (s0_sq, f_er, f_nr), *_ = np.linalg.lstsq(rows, np.ones(len(rows)), rcond=None)
     s0 = float(np.sqrt(max(s0_sq, 1.0)))
     return (TypeLight(er_kevs, er_med.tolist(), er_spread.tolist(), s0, float(np.sqrt(max(f_er, 1e-4)))),
