@@ -175,25 +175,6 @@ def test_export_loads_without_code_and_scores_a_file(egamma_run):
     np.testing.assert_allclose(p[rows], photons["p_electron"].to_numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("egamma.val_fraction=0.5", "egamma.val_fraction + egamma.test_fraction"),
-    ("egamma.block_rows=0", "egamma.block_rows = 0"),
-    ("egamma.model.model=resnet9000", "unknown model 'resnet9000'"),
-])
-def test_bad_settings_stop_before_any_work(tmp_path, setting, message):
-    proc = run(str(ROOT / "train.py"), "task.name=egamma", "egamma.test_fraction=0.5", setting, cwd=tmp_path,
-               check=False)
-    assert proc.returncode == 2 and message in proc.stderr
-    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] and "Traceback" not in proc.stderr
-    assert not (tmp_path / "data").exists() and not (tmp_path / "checkpoints").exists()
-
-
-def test_missing_training_file_is_named(tmp_path):
-    proc = run(str(ROOT / "train.py"), "task.name=egamma", "egamma.train=nowhere.hdf5,also.hdf5", cwd=tmp_path,
-               check=False)
-    assert proc.returncode == 2 and "nowhere.hdf5" in proc.stderr
-
-
 def test_notebook_runs_top_to_bottom(tmp_path, sim):
     """examples/egamma.ipynb, every code cell in order, on the small simulated files (as a user would run it)."""
     notebook = json.loads((ROOT / "examples" / "egamma.ipynb").read_text())
