@@ -25,7 +25,7 @@ from scipy.stats import norm
 from idao.atomic import write_text
 from idao.cygno.metrics import summarize
 from idao.cygno.names import TRAIN_CLASSES, UNSEEN_CLASSES
-from idao.cygno.simulate import ER_RANGE_MM, GAIN_SPREAD, SPOT_SIGMA, Physics, _interp_log, light_yield
+from idao.cygno.simulate import ER_RANGE_MM, GAIN_SPREAD, PX_MM, SPOT_SIGMA, Physics, _interp_log, light_yield
 
 SPLITS = {"public": TRAIN_CLASSES, "private": UNSEEN_CLASSES}
 ROUND_ER = {1: 3, 3: 6}  # ER keV -> the NR keV of its light pair, where the ER track is far shorter than the blur
@@ -83,7 +83,7 @@ def main(argv=None) -> None:
         bound = 1000 * (1 - m["round_mae"])
         lines.append(f"| {name} | {m['score']:.0f} | {m['auc']:.4f} | {m['mae']:.3f} | {m['round_mae']:.3f}: {bound:.0f} | "
                      f"{per_class} |")
-    track_px = {kev: _interp_log(ER_RANGE_MM, kev) * physics.er_range / 0.148 for kev in (1, 3, 6, 10)}
+    track_px = {kev: _interp_log(ER_RANGE_MM, kev) * physics.er_range / PX_MM for kev in (1, 3, 6, 10)}
     lines += ["", "ER track length before blur (px, before projection): "
               + ", ".join(f"{k} keV {v:.1f}" for k, v in track_px.items())
               + f"; blur sigma ER {SPOT_SIGMA['ER'][0]} px, NR {SPOT_SIGMA['NR'][0]} px."]

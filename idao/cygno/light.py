@@ -148,14 +148,15 @@ class TypeLight:
         lx = np.log(kev)
         out = np.exp(np.where(lx < x[0], y[0] + lo * (lx - x[0]),
                               np.where(lx > x[-1], y[-1] + hi * (lx - x[-1]), np.interp(lx, x, y))))
-        own = np.isclose(kev[..., None], kevs)  # a trained level: its own median
-        return np.where(own.any(-1), (own * med).sum(-1), out)
+        return self._trained_or(kev, med, out)
 
     def std(self, kev) -> np.ndarray:
-        kev = np.asarray(kev, float)
-        own = np.isclose(kev[..., None], np.asarray(self.kevs, float))
-        return np.where(own.any(-1), (own * np.asarray(self.spreads, float)).sum(-1),
-                        np.sqrt(self.s0**2 + (self.f * self.mean(kev)) ** 2))
+        return self._trained_or(kev, self.spreads, np.sqrt(self.s0**2 + (self.f * self.mean(kev)) ** 2))
+
+    def _trained_or(self, kev, values, otherwise: np.ndarray) -> np.ndarray:
+        """``values`` (one per trained level) where ``kev`` is a trained level, else ``otherwise``."""
+        own = np.isclose(np.asarray(kev, float)[..., None], np.asarray(self.kevs, float))
+        return np.where(own.any(-1), (own * np.asarray(values, float)).sum(-1), otherwise)
 
     def log_likelihood(self, light: np.ndarray, kev: float) -> np.ndarray:
         mu, var = self.mean(kev), self.std(kev) ** 2

@@ -24,6 +24,11 @@ class SplitResult:
     raw_score: np.ndarray  # the classifier's ER probability, before post-processing
     shape: np.ndarray  # (N, 2) spot width and elongation (light.measure_spots)
 
+    @property
+    def regressed(self) -> bool:
+        """Whether the regressor ran for this split (a submission in mode light leaves raw_energy NaN)."""
+        return bool(np.isfinite(self.raw_energy).any())
+
 
 def plot_roc(results: dict, path: Path) -> None:
     """ER-positive ROC of every split: linear and log false-positive axes side by side."""

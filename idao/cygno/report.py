@@ -91,9 +91,8 @@ def postprocess_table(results: dict, light_model, light_weight: float, shape: bo
     with and without the shape model when it is on."""
     rows = []
     for split, r in results.items():
-        regressed = np.isfinite(r.raw_energy).any()  # the submission ran the regressor (not needed by mode light)
         for mode, balance in POSTPROCESS_CHOICES:
-            if mode in REGRESSED and not regressed:
+            if mode in REGRESSED and not r.regressed:
                 continue
             for with_shape in ((True, False) if shape and mode == "light" else (False,)):
                 score, energy = postprocess(r.raw_energy, r.raw_score, split, mode, balance, r.light, light_model,
@@ -138,7 +137,7 @@ def report(cfg) -> dict:
     images = [folder / "roc_auc.png", folder / "energy_correlation.png", folder / "energy_comparison.png",
               folder / "confusion.png", folder / "learning_curves.png"]
     plot_roc(results, images[0])
-    regressed = {name: r for name, r in results.items() if np.isfinite(r.raw_energy).any()}  # validation always
+    regressed = {name: r for name, r in results.items() if r.regressed}  # validation always
     plot_energy_correlation(regressed, images[1])
     plot_energy_comparison(regressed, images[2])
     plot_confusion(results, images[3])

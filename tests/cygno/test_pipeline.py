@@ -25,6 +25,15 @@ def overrides(dataset: Path, work: Path, epochs: int = 4) -> list[str]:
             "regressor.patience=0", "train.progress=false", "train.threads=1"]
 
 
+def checkpoint_copy(work: Path, dataset: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy of the trained checkpoint folder that a test may damage, and the overrides that submit from it to
+    ``tmp_path / "sub.csv"``."""
+    ck = tmp_path / "ck"
+    shutil.copytree(work / "ck", ck)
+    args = [a for a in overrides(dataset, work) if not a.startswith(("train.checkpoint_dir", "submission.output"))]
+    return ck, args + [f"train.checkpoint_dir={ck}", f"submission.output={tmp_path / 'sub.csv'}"]
+
+
 @pytest.fixture(scope="module")
 def pipeline(tiny_dataset, tmp_path_factory):
     work = tmp_path_factory.mktemp("run")
@@ -194,14 +203,11 @@ def test_a_light_model_without_shape_is_refused_before_any_image_is_read(pipelin
     """A checkpoint folder from before the shape model: one error line naming light.json, no CSV; with
     submission.shape=false it still submits."""
     work, _ = pipeline
-    ck = tmp_path / "ck"
-    shutil.copytree(work / "ck", ck)
+    ck, args = checkpoint_copy(work, tiny_dataset, tmp_path)
     light = ck / "cygno" / "light.json"
     values = json.loads(light.read_text())
     assert values["shape"]["levels"].keys() >= {"ER1", "NR3", "ER30", "NR1"}
     light.write_text(json.dumps({k: v for k, v in values.items() if k != "shape"}))
-    args = [a for a in overrides(tiny_dataset, work) if not a.startswith(("train.checkpoint_dir", "submission.output"))]
-    args += [f"train.checkpoint_dir={ck}", f"submission.output={tmp_path / 'sub.csv'}"]
     proc = run("generate_submission.py", *args, check=False)
     assert proc.returncode == 2 and f"error: {light}: no shape model" in proc.stderr
     assert not (tmp_path / "sub.csv").exists() and not (tmp_path / "sub.raw.csv").exists()
@@ -214,11 +220,8 @@ def test_the_default_submission_never_runs_the_regressor(pipeline, tiny_dataset,
     """Mode light decodes the energy from light: it submits from a checkpoint folder without the regressor (the
     raw CSV's energy left empty); a mode that reads the regressor's keV names the missing checkpoint."""
     work, _ = pipeline
-    ck = tmp_path / "ck"
-    shutil.copytree(work / "ck", ck)
+    ck, args = checkpoint_copy(work, tiny_dataset, tmp_path)
     (ck / "cygno" / "regressor_best.pt").unlink()
-    args = [a for a in overrides(tiny_dataset, work) if not a.startswith(("train.checkpoint_dir", "submission.output"))]
-    args += [f"train.checkpoint_dir={ck}", f"submission.output={tmp_path / 'sub.csv'}"]
     run("generate_submission.py", *args)
     raw = pd.read_csv(tmp_path / "sub.raw.csv")
     assert raw["energy"].isna().all() and raw["score"].notna().all()
