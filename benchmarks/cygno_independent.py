@@ -40,10 +40,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy.ndimage import gaussian_filter
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import cross_val_predict
 
 from common import publish
+from cygno_pair_ceiling import accuracy_at_median, spot_model
 from cygno_scores import score_splits, train_and_submit
 from idao.atomic import write_text
 
@@ -186,10 +186,10 @@ def pair_ceilings(root: Path, raw: pd.DataFrame, sub: pd.DataFrame) -> dict:
     for er, nr in PRIVATE_PAIRS:
         part = raw[(raw.particle == "ER") & (raw.energy_true == er) | (raw.particle == "NR") & (raw.energy_true == nr)]
         is_er = (part.particle == "ER").to_numpy()
-        p = cross_val_predict(HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05, random_state=0),
-                              part[["light", "width", "elongation"]].to_numpy(), is_er, cv=5, method="predict_proba")[:, 1]
+        p = cross_val_predict(spot_model(), part[["light", "width", "elongation"]].to_numpy(), is_er, cv=5,
+                              method="predict_proba")[:, 1]
         out[f"ER{er}/NR{nr}"] = (float(np.mean((sub.loc[part.index].iloc[:, 0].to_numpy() > 0.5) == is_er)),
-                                 float(np.mean((p > np.median(p)) == is_er)))
+                                 accuracy_at_median(p, is_er))
     return out
 
 

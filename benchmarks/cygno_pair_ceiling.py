@@ -32,8 +32,14 @@ from idao.models import build_model
 BIN, BATCH, LR = 2, 64, 3e-3
 
 
-def balanced_accuracy_at_median(p: np.ndarray, is_er: np.ndarray) -> float:
+def accuracy_at_median(p: np.ndarray, is_er: np.ndarray) -> float:
+    """Type accuracy with the cut at the median score: the pair's two classes are balanced."""
     return float(np.mean((p > np.median(p)) == is_er))
+
+
+def spot_model(seed: int = 0) -> HistGradientBoostingClassifier:
+    """The gradient boosting that measures what (light, width, elongation) can tell inside a labelled pair."""
+    return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05, random_state=seed)
 
 
 def train_cnn(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> torch.nn.Module:
@@ -89,12 +95,11 @@ def main() -> None:
     t = time.perf_counter()
     cnn = train_cnn(crops.images[train], is_er[train].astype(np.float32), args.epochs, args.seed)
     cnn_s = time.perf_counter() - t
-    rows = {"densenet_tiny on the labelled pair": balanced_accuracy_at_median(predict_cnn(cnn, crops.images[test]), is_er[test])}
+    rows = {"densenet_tiny on the labelled pair": accuracy_at_median(predict_cnn(cnn, crops.images[test]), is_er[test])}
     spots = measure_spots(crops.images[events])
     spot_of = dict(zip(events, spots))
-    gbm = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, random_state=args.seed)
-    gbm.fit(np.array([spot_of[i] for i in train]), is_er[train])
-    rows["gradient boosting on light, width, elongation (labelled pair)"] = balanced_accuracy_at_median(
+    gbm = spot_model(args.seed).fit(np.array([spot_of[i] for i in train]), is_er[train])
+    rows["gradient boosting on light, width, elongation (labelled pair)"] = accuracy_at_median(
         gbm.predict_proba(np.array([spot_of[i] for i in test]))[:, 1], is_er[test])
     if args.submission:
         sub = pd.read_csv(args.submission, dtype={"id": str}).set_index("id")
