@@ -96,11 +96,9 @@ def main() -> None:
     cnn = train_cnn(crops.images[train], is_er[train].astype(np.float32), args.epochs, args.seed)
     cnn_s = time.perf_counter() - t
     rows = {"densenet_tiny on the labelled pair": accuracy_at_median(predict_cnn(cnn, crops.images[test]), is_er[test])}
-    spots = measure_spots(crops.images[events])
-    spot_of = dict(zip(events, spots))
-    gbm = spot_model(args.seed).fit(np.array([spot_of[i] for i in train]), is_er[train])
+    gbm = spot_model(args.seed).fit(measure_spots(crops.images[train]), is_er[train])
     rows["gradient boosting on light, width, elongation (labelled pair)"] = accuracy_at_median(
-        gbm.predict_proba(np.array([spot_of[i] for i in test]))[:, 1], is_er[test])
+        gbm.predict_proba(measure_spots(crops.images[test]))[:, 1], is_er[test])
     if args.submission:
         sub = pd.read_csv(args.submission, dtype={"id": str}).set_index("id")
         called_er = sub.loc[[crops.ids[i] for i in test]].iloc[:, 0].to_numpy() > 0.5

@@ -75,7 +75,7 @@ def bad_setting_runs(tmp_path_factory):
     folders = [tmp_path_factory.mktemp("empty") for _ in CASES]
     runs = run_cases([(script, ["data.root=data/sim", "train.checkpoint_dir=ck", *overrides], folder)
                       for (script, overrides, _), folder in zip(CASES, folders)])
-    return dict(zip(range(len(CASES)), zip(runs, folders)))
+    return list(zip(runs, folders))
 
 
 @pytest.mark.parametrize("case", range(len(CASES)), ids=[" ".join(c[1]) or c[0] for c in CASES])
