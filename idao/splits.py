@@ -4,13 +4,27 @@ from __future__ import annotations
 import numpy as np
 
 
-def stratified_split(classes: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val) holding out ``fraction`` of every class (rounded), in a seeded order."""
+def stratified_split(classes: np.ndarray, fraction: float, seed: int,
+                     groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) holding out ``fraction`` of every class (rounded), in a seeded order.
+
+    With ``groups`` (e.g. the copies of one event) a group goes wholly to the side its first member falls on in
+    that order, so that no copy is validated on its own twin; val may then hold a few more than its share.
+    Without them every event is its own group.
+    """
     rng = np.random.default_rng([seed, 0x5A1])
-    train, val = [], []
+    train, val, to_val = [], [], {}  # group -> its side
     for cls in sorted(set(classes)):
         idx = rng.permutation(np.flatnonzero(classes == cls))
         n_val = int(round(len(idx) * fraction))
-        val.extend(idx[:n_val])
-        train.extend(idx[n_val:])
+        if groups is None:
+            val.extend(idx[:n_val])
+            train.extend(idx[n_val:])
+            continue
+        n_cls = 0  # this class' events sent to val so far
+        for i in idx:
+            if groups[i] not in to_val:
+                to_val[groups[i]] = n_cls < n_val
+            n_cls += to_val[groups[i]]
+            (val if to_val[groups[i]] else train).append(i)
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))

@@ -21,9 +21,14 @@ NAMES = ("log_energy", "log_pixels", "log_major_var", "log_minor_var", "log_elon
          "top_decile_fraction", "log_median_pixel",
          # the occupied-pixel shape: how full the box is, how much is edge, clusters, thickness across the track
          "box_fill", "edge_fraction", "clusters", "log_p10_pixel", "log_p90_pixel", "pixel_spread_ratio",
-         "thickness_mean", "thickness_std", "thickness_max", "log_box_long", "log_box_short")
+         "thickness_mean", "thickness_std", "thickness_max", "log_box_long", "log_box_short",
+         # the track cut in quarters along its axis: how the width and direction change along it
+         "segment_width_range", "segment_alignment_mean", "segment_alignment_min", "log_segment_width_median",
+         "segment_width_slope", "segment_width_cv")
 PROFILE_BINS = 8
+SEGMENTS = 4
 OCCUPANCY = NAMES.index("box_fill")  # where the occupancy features start
+SEGMENT = NAMES.index("segment_width_range")  # where the segment features start
 
 
 def occupancy_features(track: np.ndarray) -> list[float]:
@@ -35,10 +40,47 @@ def occupancy_features(track: np.ndarray) -> list[float]:
     edge = n - ndimage.binary_erosion(occupied).sum()
     clusters = ndimage.label(occupied, np.ones((3, 3)))[1]
     p10, p90 = np.percentile(track[occupied], [10, 90])
-    thickness = occupied.sum(0) if w >= h else occupied.sum(1)
-    thickness = thickness[thickness > 0]
-    return [n / (h * w), edge / n, clusters, np.log1p(p10), np.log1p(p90), p90 / max(p10, 1.0), thickness.mean(),
-            thickness.std(), thickness.max(), np.log(max(h, w)), np.log(min(h, w))]
+    across = [c[c > 0] for c in (occupied.sum(0), occupied.sum(1))]  # pixels per column, per row
+    across = [across[0]] if w > h else [across[1]] if h > w else across  # a square box: both ways, averaged
+    thickness = np.mean([[c.mean(), c.std(), c.max()] for c in across], axis=0)
+    return [n / (h * w), edge / n, clusters, np.log1p(p10), np.log1p(p90), p90 / max(p10, 1.0), *thickness,
+            np.log(max(h, w)), np.log(min(h, w))]
+
+
+def charge_profile(along: np.ndarray, w: np.ndarray, length: float) -> np.ndarray:
+    """Charge in ``PROFILE_BINS`` equal stretches along the axis. A pixel on a bin edge is shared by the two
+    bins (floor binning both ways, averaged), so that the profile of a flipped track is the same one reversed."""
+    def binned(a):
+        bins = np.clip(((a - a.min()) / length * PROFILE_BINS).astype(int), 0, PROFILE_BINS - 1)
+        return np.bincount(bins, weights=w, minlength=PROFILE_BINS)
+    return (binned(along) + binned(-along)[::-1]) / 2
+
+
+def segment_features(d: np.ndarray, w: np.ndarray, axis: np.ndarray, along: np.ndarray) -> list[float]:
+    """The track in ``SEGMENTS`` stretches along its main axis, each with its own width (minor RMS) and direction.
+
+    A muon crosses the whole CCD depth at once: its stretches stay aligned with the track while their width grows
+    steadily from the shallow end to the deep one (diffusion grows with depth); an electron stops at one depth
+    and scatters, so its stretches turn and their widths vary unevenly. On eVSmu_tr1 (5-fold CV, boosted trees)
+    these six numbers added 0.7 points of accuracy and 0.004 AUC to the others (docs/damic.md).
+    """
+    edges = np.quantile(along, np.linspace(0, 1, SEGMENTS + 1))
+    widths, alignment, middle = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (along >= lo) & (along <= hi)
+        if m.sum() < 3:
+            continue
+        local = d[m] - np.average(d[m], axis=0, weights=w[m])
+        eigval, eigvec = np.linalg.eigh(np.cov(local.T, aweights=w[m]) + 1e-9 * np.eye(2))
+        widths.append(np.sqrt(max(eigval[0], 1e-6)))
+        alignment.append(abs(eigvec[:, 1] @ axis))
+        middle.append((lo + hi) / 2)
+    if len(widths) < 2:
+        return [0.0] * (len(NAMES) - SEGMENT)
+    widths, length = np.array(widths), along.max() - along.min() + 1.0
+    slope = np.polyfit(np.array(middle) / length, widths, 1)[0]
+    return [np.log(widths.max() / widths.min()), np.mean(alignment), np.min(alignment), np.log(np.median(widths)),
+            abs(slope) / widths.mean(), widths.std() / widths.mean()]
 
 
 def track_features(track: np.ndarray) -> np.ndarray:
@@ -50,7 +92,7 @@ def track_features(track: np.ndarray) -> np.ndarray:
     out[0], out[1] = np.log1p(total), np.log(n + 1)
     if n < 3:  # a dot (or an empty frame): no direction to measure
         return out
-    out[OCCUPANCY:] = occupancy_features(track)
+    out[OCCUPANCY:SEGMENT] = occupancy_features(track)
     centre = np.array([np.average(rows, weights=w), np.average(cols, weights=w)])
     d = np.column_stack([rows, cols]) - centre
     eigval, eigvec = np.linalg.eigh(np.cov(d.T, aweights=w))
@@ -58,14 +100,15 @@ def track_features(track: np.ndarray) -> np.ndarray:
     axis = eigvec[:, 1]
     along, across = d @ axis, d @ np.array([-axis[1], axis[0]])
     length = along.max() - along.min() + 1.0
-    bins = np.clip(((along - along.min()) / length * PROFILE_BINS).astype(int), 0, PROFILE_BINS - 1)
-    profile = np.bincount(bins, weights=w, minlength=PROFILE_BINS)
+    profile = charge_profile(along, w, length)
     # the track's bend: how much a parabola across the main axis explains beyond a line
     t = along / max(np.abs(along).max(), 1.0)
     design = np.column_stack([np.ones_like(t), t, t * t]) * np.sqrt(w)[:, None]
     coef = np.linalg.lstsq(design, across * np.sqrt(w), rcond=None)[0]
     residual = across - (coef[0] + coef[1] * t + coef[2] * t * t)
     top = np.sort(w)[::-1]
+    if n >= 2 * SEGMENTS:
+        out[SEGMENT:] = segment_features(d, w, axis, along)
     out[2:OCCUPANCY] = [np.log(major), np.log(minor), np.log(major / minor), np.log(length), np.log1p(total / length),
                np.log1p(w.std()), 100.0 * w.max() / total, profile.std() / (profile.mean() + 1e-9),
                (profile[0] + profile[-1]) / total, np.sqrt(np.average(across ** 2, weights=w)),

@@ -124,7 +124,12 @@ def prepare(cfg, rt, simulate: bool = True) -> tuple[Events, np.ndarray, np.ndar
     if min(counts.values()) < 2:
         raise DataError(f"{cfg.damic.train}: every class of damic.classes needs training events, found "
                         + ", ".join(f"{c} {n}" for c, n in counts.items()))
-    train_idx, val_idx = stratified_split(events.particle, cfg.damic.val_fraction, cfg.train.seed)
+    groups = events.copies()
+    repeated = len(events) - len(np.unique(groups))
+    if repeated and rt.dist.main:
+        print(f"{cfg.damic.train}: {repeated} of {len(events)} events repeat another's frame; each event's copies "
+              "stay together on one side of the validation split")
+    train_idx, val_idx = stratified_split(events.particle, cfg.damic.val_fraction, cfg.train.seed, groups)
     return events, train_idx, val_idx
 
 

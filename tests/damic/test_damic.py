@@ -89,6 +89,31 @@ def test_packed_reader_errors_name_the_file(tmp_path, make, message):
     assert str(path) in str(err.value)
 
 
+def test_copies_of_a_frame_stay_on_one_side_of_the_validation_split(tmp_path):
+    """A repeated frame (the thesis' eVSmu_tr1.npz repeats 195 muons) is one group, whichever file it comes from;
+    a frame differing in one pixel is not; and the split never validates a copy on its twin."""
+    from idao.damic.io import concat
+    from idao.splits import stratified_split
+
+    rng = np.random.default_rng(0)
+    frames = rng.poisson(0.05, (40, 12, 12)).astype(float) * EV_PER_ELECTRON
+    frames[20:30] = frames[10:20]  # ten frames repeated
+    frames[30] = frames[0]
+    frames[30, 5, 5] += EV_PER_ELECTRON  # one pixel more: another event
+    packed_file = packed(tmp_path / "p.npz", frames, [0] * 20 + [1] * 20)
+    single = event_file(tmp_path / "one_pdg_13.npz", frames[10])
+    ev = concat([read_events(packed_file, ("electron", "muon")), read_events(single, ("electron", "muon"))])
+    groups = ev.copies()
+    assert len(np.unique(groups)) == 30 and (groups[20:30] == groups[10:20]).all() and groups[40] == groups[10]
+    assert groups[30] != groups[0] and groups[0] not in groups[1:]
+    classes = np.array(["a"] * 20 + ["b"] * 21)
+    train, val = stratified_split(classes, 0.25, seed=3, groups=groups)
+    assert not set(groups[train]) & set(groups[val]) and sorted(np.r_[train, val]) == list(range(41))
+    singletons = np.arange(41)  # without copies, the grouped split is the plain one
+    assert all((a == b).all() for a, b in zip(stratified_split(classes, 0.25, 3, singletons),
+                                               stratified_split(classes, 0.25, 3)))
+
+
 def test_per_event_reader_labels_from_pdg_suffix(tmp_path):
     energy = np.zeros((20, 20))
     energy[5:9, 3] = 37.7
@@ -359,6 +384,8 @@ def test_packed_reader_on_the_thesis_file():
     occupied = [np.mean([np.count_nonzero(ev.tracks[i]) for i in np.flatnonzero(ev.label == j)]) for j in (0, 1)]
     assert occupied == [pytest.approx(104, abs=0.5), pytest.approx(274.4, abs=0.5)]
     assert fit_window(ev, 1) == (296, 263)  # the thesis' "maximum window": a muon crossing the frame
+    groups = ev.copies()  # the file repeats muons: 1,405 distinct frames, every copy a muon
+    assert len(np.unique(groups)) == 1405 and set(ev.particle[np.bincount(groups)[groups] > 1]) == {"muon"}
 
 
 def test_simulator_calibrated_against_the_thesis_file():
@@ -440,7 +467,18 @@ def test_track_features_tell_a_straight_track_from_a_blob_whatever_its_orientati
     assert f_line["log_elongation"] > f_blob["log_elongation"] + 2
     assert f_line["log_length"] > f_blob["log_length"] + 1
     assert f_line["profile_cv"] < 0.2 and f_line["curvature_residual"] < 1.0
-    for track in (line, blob):
+    # cut in quarters, a straight track's stretches keep its direction; a hook's do not; a track widening
+    # steadily along its length (a muon crossing the CCD's depth) has a width slope, an even one none
+    hook = np.zeros((40, 40), np.float32)
+    for i in range(20):
+        hook[i, 10 + i] = hook[20 + i // 2, 30 - 2 * (i // 2)] = hook[20 + i // 2, 29 - 2 * (i // 2)] = 100.0
+    widening = np.zeros((60, 30), np.float32)
+    for i in range(60):
+        widening[i] = 1000 * np.exp(-((np.arange(30) - 15) ** 2) / (2 * (0.5 + i / 15) ** 2))
+    f_hook, f_wide = (dict(zip(NAMES, track_features(t))) for t in (hook, widening))
+    assert f_line["segment_alignment_min"] > 0.99 > 0.9 > f_hook["segment_alignment_min"]
+    assert f_wide["segment_width_slope"] > 0.5 > 0.05 > f_line["segment_width_slope"]
+    for track in (line, blob, hook, widening):
         for variant in (track[::-1], track[:, ::-1], track.T):
             np.testing.assert_allclose(track_features(np.ascontiguousarray(variant)), track_features(track),
                                        rtol=1e-4, atol=1e-4)
