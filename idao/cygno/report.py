@@ -35,10 +35,11 @@ def validation_result(cfg, light_model, rt) -> SplitResult:
     pred = {}
     for kind, (model, objective) in load_models(cfg, rt).items():
         pred[kind] = objective.predict(predict_outputs(model, objective, val, 256, rt))
-    # validation holds the training classes (plus strays): its split is unknown, so all six levels are allowed
+    # validation holds the training classes, the public split's set: decoded with that split's levels, so that its
+    # score reads like a public score; but not balanced (its classes are as unequal as the training folders')
     spots = val.spots()
-    score, final = postprocess(pred["regressor"], pred["classifier"], None, cfg.submission.postprocess,
-                               cfg.submission.balance, spots[:, 0], light_model, cfg.submission.light_weight,
+    score, final = postprocess(pred["regressor"], pred["classifier"], "public_test", cfg.submission.postprocess,
+                               "none", spots[:, 0], light_model, cfg.submission.light_weight,
                                spots[:, 1:] if cfg.submission.shape else None)
     return SplitResult(val.is_er, val.energy, score, pred["regressor"], final, spots[:, 0], pred["classifier"],
                        spots[:, 1:])

@@ -241,3 +241,19 @@ def test_report_refuses_a_raw_csv_without_the_spot_columns(pipeline, tiny_datase
     proc = run("report.py", *args, f"submission.output={sub}", f"report.results_dir={tmp_path / 'res'}", check=False)
     assert proc.returncode == 2
     assert f"error: {tmp_path / 'submission.raw.csv'}: columns ['width', 'elongation'] missing" in proc.stderr
+
+
+def test_validation_is_decoded_like_the_public_split(pipeline, tiny_dataset):
+    """Validation holds the training classes, the public split's: each type's energy is one of that split's
+    levels, as on the leaderboard (with all six levels per type the main job's validation scored 293, now 868)."""
+    from idao.config import load_config
+    from idao.cygno.report import validation_result
+    from idao.cygno.submit import load_light_model
+    from idao.runtime import make_runtime
+
+    work, _ = pipeline
+    cfg = load_config(None, overrides(tiny_dataset, work), echo=False)
+    val = validation_result(cfg, load_light_model(cfg), make_runtime(cfg.train))
+    called_er = val.score > 0.5
+    assert set(val.final_energy[called_er]) <= set(SPLIT_LEVELS["public_test"]["ER"])
+    assert set(val.final_energy[~called_er]) <= set(SPLIT_LEVELS["public_test"]["NR"])
