@@ -31,8 +31,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from idao.config import load_config
 from idao.damic.io import EV_PER_ELECTRON
 from idao.damic.metrics import classification_metrics, iou
-from idao.damic.task import (frame_boxes, load_events, load_model, model_classes, model_section, parse_priors,
-                             train_model, with_priors)
+from idao.damic.task import (AUTO_PRIORS, frame_boxes, load_events, load_model, model_classes, model_section,
+                             parse_priors, train_model, with_priors)
 from idao.engine import RunSettings, predict_outputs
 from idao.runtime import make_runtime
 from idao.splits import stratified_split
@@ -74,7 +74,8 @@ def main() -> None:
     parser.add_argument("--config", default=None)
     parser.add_argument("--noise-transfer", action="store_true", help="also train and score clean <-> noisy")
     parser.add_argument("--test-mix", help="also score each held-out fold subsampled to these class fractions "
-                        "(e.g. electron=0.77,muon=0.23, the thesis' test file), without and with damic.test_priors")
+                        "(e.g. electron=0.77,muon=0.23, the thesis' test file), without and with damic.test_priors "
+                        "(set to them, and auto; auto also on the fold as it is)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="damic-cv-"))
@@ -109,7 +110,9 @@ def main() -> None:
             keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(test.label == j), keep_n[j], replace=False)
                                            for j in range(len(classes))]))
             mixed = {f"clean {args.test_mix}": (test.subset(keep), None),
-                     f"clean {args.test_mix}, priors set": (test.subset(keep), mix)}
+                     f"clean {args.test_mix}, priors set": (test.subset(keep), mix),
+                     f"clean {args.test_mix}, priors auto": (test.subset(keep), AUTO_PRIORS),
+                     "clean, priors auto": (test, AUTO_PRIORS)}  # auto on a file as balanced as training
         for trained_on, (train_part, _) in variants.items():
             t0 = time.time()
             run = RunSettings(cfg.train.seed, False, work / f"fold{k}-{trained_on}", cfg.as_dict())

@@ -151,25 +151,50 @@ def make_objective(cfg, train: Events) -> TrackObjective:
                                feature_std=feature_std)
 
 
-def parse_priors(text, classes: tuple[str, ...]) -> np.ndarray | None:
-    """``damic.test_priors`` ("electron=0.77,muon=0.23") as fractions in class order; None when empty."""
+AUTO_PRIORS = "auto"  # damic.test_priors = auto: estimated from the events predicted (``estimate_priors``)
+
+
+def parse_priors(text, classes: tuple[str, ...]) -> np.ndarray | str | None:
+    """``damic.test_priors`` ("electron=0.77,muon=0.23") as fractions in class order; ``AUTO_PRIORS`` for auto;
+    None when empty."""
     if not str(text).strip():
         return None
+    if str(text).strip().lower() == AUTO_PRIORS:
+        return AUTO_PRIORS
     try:
         values = {k.strip(): float(v) for k, _, v in (item.partition("=") for item in str(text).split(","))}
     except ValueError:
-        raise ConfigError(f"damic.test_priors = {text!r}: expected class=fraction pairs, e.g. electron=0.77,muon=0.23") from None
+        raise ConfigError(f"damic.test_priors = {text!r}: expected auto or class=fraction pairs, e.g. "
+                          "electron=0.77,muon=0.23") from None
     if set(values) != set(classes) or min(values.values()) <= 0:
         raise ConfigError(f"damic.test_priors = {text!r}: give a positive fraction for each of {', '.join(classes)}")
     priors = np.array([values[c] for c in classes])
     return priors / priors.sum()
 
 
-def with_priors(probs: np.ndarray, training: tuple[float, ...], priors: np.ndarray | None) -> np.ndarray:
+def estimate_priors(probs: np.ndarray, training: tuple[float, ...], iterations: int = 1000) -> np.ndarray:
+    """The class fractions of a set of events, from the model's probabilities alone: re-weight them to the current
+    estimate, average, repeat (the EM of Saerens, Latinne & Decaestecker 2002). Sound where the probabilities are
+    calibrated, as the default blend's are (each part kept at its lowest validation log-loss)."""
+    training = np.maximum(np.asarray(training, float), 1e-9)
+    priors = training.copy()
+    for _ in range(iterations):
+        weighted = probs * (priors / training)
+        new = (weighted / weighted.sum(axis=1, keepdims=True)).mean(0)
+        if np.abs(new - priors).max() < 1e-7:
+            break
+        priors = new
+    return new
+
+
+def with_priors(probs: np.ndarray, training: tuple[float, ...], priors: np.ndarray | str | None) -> np.ndarray:
     """Class probabilities re-weighted from the training set's class fractions to the test file's expected ones
-    (Bayes' rule): the threshold moves where the classes are not balanced as in training."""
+    (Bayes' rule): the threshold moves where the classes are not balanced as in training. ``AUTO_PRIORS``: to
+    the fractions ``estimate_priors`` finds in ``probs``."""
     if priors is None or not training:
         return probs
+    if isinstance(priors, str):
+        priors = estimate_priors(probs, training)
     weighted = probs * (priors / np.maximum(np.asarray(training), 1e-9))
     return weighted / weighted.sum(axis=1, keepdims=True)
 
@@ -260,10 +285,14 @@ def frame_boxes(objective: TrackObjective, events: Events, box_fraction: np.ndar
 
 
 def predictions(model, objective: TrackObjective, events: Events, rt, batch_size: int = 256,
-                priors: np.ndarray | None = None) -> pd.DataFrame:
+                priors: np.ndarray | str | None = None) -> pd.DataFrame:
     """One row per event: id, class probabilities (for the test ``priors`` when given), predicted class, box."""
     pred = objective.predict(predict_outputs(model, objective, events, batch_size, rt))
     n = len(objective.classes)
+    if isinstance(priors, str) and objective.class_fractions:
+        priors = estimate_priors(pred[:, :n], objective.class_fractions)
+        print(f"class priors estimated from the {len(events)} events predicted: "
+              + ", ".join(f"{c} {p:.3f}" for c, p in zip(objective.classes, priors)))
     pred[:, :n] = with_priors(pred[:, :n], objective.class_fractions, priors)
     table = pd.DataFrame({"id": events.ids})
     for j, c in enumerate(objective.classes):

@@ -422,6 +422,40 @@ def test_runs_remember_their_training_settings(damic_run, tmp_path):
     assert proc.returncode == 2 and "damic.classes = 'electron,muon' conflicts with" in proc.stderr
 
 
+def test_priors_auto_estimates_the_mix_of_the_events_predicted(damic_run, tmp_path):
+    """damic.test_priors=auto: the class fractions of the file to predict, estimated from the model's own
+    probabilities, said on stdout and used for the decision: at the estimate the mean re-weighted probability
+    of each class is its estimated fraction (the EM's fixed point), whatever the model's quality."""
+    work, sim, args, _ = damic_run
+    out = tmp_path / "pred.csv"
+    proc = run("generate_submission.py", *[a for a in args if not a.startswith("damic.output.predictions")],
+               "damic.test_priors=auto", f"damic.output.predictions={out}")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("class priors estimated from the"))
+    assert f"from the {len(list((sim / 'test').glob('*.npz')))} events predicted" in line
+    fractions = {item.split()[0]: float(item.split()[1]) for item in line.split(": ")[1].split(", ")}
+    pred = pd.read_csv(out)
+    probs = pred[[f"p_{c}" for c in CLASSES]]
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs.mean(0), [fractions[c] for c in CLASSES], atol=2e-3)
+
+
+def test_estimated_priors_recover_a_test_files_mix():
+    """The EM of estimate_priors, on the calibrated probabilities of a model trained 50/50: a 77/23 file is
+    found to be about 77/23, and a 50/50 one about 50/50."""
+    from idao.damic.task import AUTO_PRIORS, estimate_priors, parse_priors, with_priors
+
+    rng = np.random.default_rng(0)
+    for muons in (0.23, 0.5):
+        label = rng.random(20000) < muons
+        x = rng.normal(np.where(label, 1.0, -1.0), 1.0)  # unit Gaussians at -1, +1: log-odds 2x at 50/50
+        p_muon = 1 / (1 + np.exp(-2 * x))
+        probs = np.column_stack([1 - p_muon, p_muon])
+        assert estimate_priors(probs, (0.5, 0.5))[1] == pytest.approx(muons, abs=0.015)
+    assert parse_priors(" Auto ", ("electron", "muon")) == AUTO_PRIORS
+    moved = with_priors(probs[:5], (0.5, 0.5), AUTO_PRIORS)
+    np.testing.assert_allclose(moved.sum(1), 1.0)
+
+
 def test_unlabelled_packed_file_is_predicted_and_bad_training_labels_are_errors(tmp_path):
     frames = np.zeros((4, 10, 10))
     frames[:, 3:5, 3:6] = 3.77
