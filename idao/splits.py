@@ -1,7 +1,25 @@
-"""Validation splits that hold out the same fraction of every class, rare classes included."""
+"""Validation splits that hold out the same fraction of every class, rare classes included, and never put a
+copy of an event on both sides."""
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+
+
+def fingerprint(*arrays) -> str:
+    """A short hash of arrays' bytes, in order: equal only for copies (a caller whose arrays vary in shape or
+    dtype passes the shape too, as ``idao.damic.io.frame_digest`` does)."""
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def copy_groups(keys) -> np.ndarray:
+    """A group number per item from its ``fingerprint`` (or any key), shared by the copies of one event, which
+    ``stratified_split`` keeps together."""
+    return np.unique(np.asarray(keys, dtype=str), return_inverse=True)[1].astype(int).reshape(-1)
 
 
 def stratified_split(classes: np.ndarray, fraction: float, seed: int,

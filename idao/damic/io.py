@@ -15,7 +15,6 @@ instead. Noise frames are kept sparse (dark current occupies ~0.03 % of pixels).
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import DataError
+from ..splits import copy_groups, fingerprint
 
 EV_PER_ELECTRON = 3.77
 PDG_CLASSES = {11: "electron", -11: "electron", 13: "muon", -13: "muon", 1000020040: "alpha", 22: "photon",
@@ -63,8 +63,7 @@ class Events:
         """A group number per event, shared by the copies of one frame, so that a split keeps copies on one side:
         the thesis' eVSmu_tr1.npz holds 195 repeated muons (1,405 distinct frames of 1,600), and a copy on both
         sides of a split is scored as if it were unseen. Events without a digest are each their own group."""
-        keys = self.digest if self.digest is not None else np.array(self.ids)
-        return np.unique(keys, return_inverse=True)[1]
+        return copy_groups(self.digest if self.digest is not None else self.ids)
 
     def subset(self, idx) -> "Events":
         idx = np.asarray(idx, dtype=int)
@@ -89,13 +88,8 @@ def _sparse(frame: np.ndarray):
 
 def frame_digest(*frames) -> str:
     """A fingerprint of frames' non-zero pixels (an event's energy and noise): equal only for copies of one event."""
-    h = hashlib.blake2b(digest_size=12)
-    for frame in frames:
-        if frame is not None:
-            h.update(np.array(frame.shape, np.int64).tobytes())
-            for part in _sparse(frame):
-                h.update(part.tobytes())
-    return h.hexdigest()
+    return fingerprint(*(a for frame in frames if frame is not None
+                         for a in (np.array(frame.shape, np.int64), *_sparse(frame))))
 
 
 def track_box(frame: np.ndarray) -> tuple[int, int, int, int] | None:

@@ -59,3 +59,23 @@ def test_simulated_names_parse_like_real_ones(tiny_dataset):
         assert parse_name(s.path.name).particle == s.particle
     for s in split_samples(tiny_dataset, "private_test")[:50]:
         assert len(s.id) == 40 and s.path.name == s.id + ".png"
+
+
+def test_copies_of_a_training_image_stay_on_one_side_of_the_validation_split(dataset_copy, tmp_path, capsys):
+    """A training image saved twice under two names is one event: validating a copy on its twin would flatter
+    the epoch and the light model chosen. Its copies go to one side, and train.py says how many there are."""
+    from idao.config import load_config
+    from idao.cygno.train import prepare
+    from idao.runtime import make_runtime
+    from idao.splits import copy_groups, fingerprint
+
+    originals = sorted((dataset_copy / "train" / "ER").glob("*.png"))[:6]
+    for k, path in enumerate(originals):
+        shutil.copy(path, path.with_name(path.name.replace("_ev", f"_ev99{k}")))
+    cfg = load_config(None, [f"data.root={dataset_copy}", f"data.cache_dir={tmp_path / 'cache'}", "train.progress=false"],
+                      echo=False)
+    _, crops, train_idx, val_idx = prepare(cfg, make_runtime(cfg.train))
+    assert "6 of" in capsys.readouterr().out
+    groups = copy_groups([fingerprint(image) for image in crops.images])
+    assert len(groups) - len(set(groups)) == 6
+    assert not set(groups[train_idx]) & set(groups[val_idx])
