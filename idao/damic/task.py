@@ -289,12 +289,15 @@ def predictions(model, objective: TrackObjective, events: Events, rt, batch_size
     """One row per event: id, class probabilities (for the test ``priors`` when given), predicted class, box."""
     pred = objective.predict(predict_outputs(model, objective, events, batch_size, rt))
     n = len(objective.classes)
+    estimated = None
     if isinstance(priors, str) and objective.class_fractions:
         priors = estimate_priors(pred[:, :n], objective.class_fractions)
-        print(f"class priors estimated from the {len(events)} events predicted: "
-              + ", ".join(f"{c} {p:.3f}" for c, p in zip(objective.classes, priors)))
+        estimated = f"class priors estimated from the {len(events)} events predicted: " + ", ".join(
+            f"{c} {p:.3f}" for c, p in zip(objective.classes, priors))
+        print(estimated)
     pred[:, :n] = with_priors(pred[:, :n], objective.class_fractions, priors)
     table = pd.DataFrame({"id": events.ids})
+    table.attrs["estimated_priors"] = estimated  # recorded beside the CSV by ``generate``
     for j, c in enumerate(objective.classes):
         table[f"p_{c}"] = pred[:, j]
     table["predicted"] = np.array(objective.classes)[pred[:, :n].argmax(1)]
@@ -320,7 +323,8 @@ def generate(cfg) -> pd.DataFrame:
         raise DataError("predictions are not finite probabilities and boxes; refusing to write them")
     out = Path(cfg.section("damic.output").predictions)
     write_csv(table, out, float_format="%.6g")
-    write_text(out.with_suffix(".config.ini"), cfg.to_ini())
+    estimated = table.attrs.get("estimated_priors")
+    write_text(out.with_suffix(".config.ini"), cfg.to_ini() + (f"\n; {estimated}\n" if estimated else ""))
     counts = ", ".join(f"{c} {n}" for c, n in table["predicted"].value_counts().items())
     print(f"wrote {out}: {len(table)} events (predicted {counts})")
     return table

@@ -437,6 +437,7 @@ def test_priors_auto_estimates_the_mix_of_the_events_predicted(damic_run, tmp_pa
     probs = pred[[f"p_{c}" for c in CLASSES]]
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose(probs.mean(0), [fractions[c] for c in CLASSES], atol=2e-3)
+    assert f"; {line}" in out.with_suffix(".config.ini").read_text()  # the estimate is recorded with the config
 
 
 def test_estimated_priors_recover_a_test_files_mix():
