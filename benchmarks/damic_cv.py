@@ -32,7 +32,7 @@ from idao.config import load_config
 from idao.damic.io import EV_PER_ELECTRON
 from idao.damic.metrics import classification_metrics, iou
 from idao.damic.task import (AUTO_PRIORS, frame_boxes, load_events, load_model, model_classes, model_section,
-                             parse_priors, train_model, with_priors)
+                             parse_priors, resolve_priors, train_model, with_priors)
 from idao.engine import RunSettings, predict_outputs
 from idao.runtime import make_runtime
 from idao.splits import stratified_split
@@ -59,7 +59,9 @@ def noisy_file(path: Path, out: Path, noise_label: int | None, seed: int = 0) ->
 def score(cfg, rt, run, test, classes, priors=None) -> dict:
     model, head = load_model(cfg, rt, run)
     pred = head.predict(predict_outputs(model, head, test, 256, rt))
-    m = classification_metrics(test.label, with_priors(pred[:, : len(classes)], head.class_fractions, priors), classes)
+    probs = pred[:, : len(classes)]
+    m = classification_metrics(test.label, with_priors(probs, head.class_fractions,
+                                                       resolve_priors(probs, head.class_fractions, priors)), classes)
     boxes = frame_boxes(head, test, pred[:, len(classes):])
     has_box = test.particle != "noise"
     m["iou"] = float(iou(boxes[has_box], test.boxes[has_box]).mean()) if has_box.any() else float("nan")

@@ -46,3 +46,14 @@ def stratified_split(classes: np.ndarray, fraction: float, seed: int,
             n_cls += to_val[groups[i]]
             (val if to_val[groups[i]] else train).append(i)
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
+
+
+def split_keeping_copies(classes: np.ndarray, fraction: float, seed: int, groups: np.ndarray, source,
+                         noun: str, verbose: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``stratified_split`` with copies (``groups``) kept together, saying how many of the ``noun``s of
+    ``source`` repeat another (the user should know their data holds copies)."""
+    repeated = len(groups) - len(np.unique(groups))
+    if repeated and verbose:
+        print(f"{source}: {repeated} of {len(groups)} {noun}s repeat another's; each one's copies stay together on "
+              "one side of the validation split")
+    return stratified_split(classes, fraction, seed, groups)

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..atomic import write_text
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit
 from ..runtime import training_runtime
-from ..splits import copy_groups, fingerprint, stratified_split
+from ..splits import copy_groups, fingerprint, split_keeping_copies
 from .data import load_crops
 from .dataset import check_root, describe, train_samples
 from .light import LIGHT_MODEL_FILE, LightModel
@@ -36,11 +34,8 @@ def prepare(cfg, rt):
         root = ensure_dataset(cfg.data, rt.show_progress)
         crops = load_crops(train_samples(root), cfg.data, rt.show_progress)
     groups = copy_groups([fingerprint(image) for image in crops.images])
-    repeated = len(groups) - len(np.unique(groups))
-    if repeated and rt.dist.main:
-        print(f"{root / 'train'}: {repeated} of {len(groups)} images repeat another's crop; each image's copies "
-              "stay together on one side of the validation split")
-    train_idx, val_idx = stratified_split(crops.classes, cfg.data.val_fraction, cfg.train.seed, groups)
+    train_idx, val_idx = split_keeping_copies(crops.classes, cfg.data.val_fraction, cfg.train.seed, groups,
+                                              root / "train", "image crop", rt.dist.main)
     return root, crops, train_idx, val_idx
 
 

@@ -21,7 +21,7 @@ from ..models import build_model, check_model_name
 from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules, check_writable_dir
 from ..reporting import load_histories, plot_learning_curves, write_report
 from ..runtime import make_runtime, training_runtime
-from ..splits import stratified_split
+from ..splits import split_keeping_copies
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
 from .objective import TrackObjective, fit_feature_stats, fit_stats, fit_window
@@ -124,12 +124,8 @@ def prepare(cfg, rt, simulate: bool = True) -> tuple[Events, np.ndarray, np.ndar
     if min(counts.values()) < 2:
         raise DataError(f"{cfg.damic.train}: every class of damic.classes needs training events, found "
                         + ", ".join(f"{c} {n}" for c, n in counts.items()))
-    groups = events.copies()
-    repeated = len(events) - len(np.unique(groups))
-    if repeated and rt.dist.main:
-        print(f"{cfg.damic.train}: {repeated} of {len(events)} events repeat another's frame; each event's copies "
-              "stay together on one side of the validation split")
-    train_idx, val_idx = stratified_split(events.particle, cfg.damic.val_fraction, cfg.train.seed, groups)
+    train_idx, val_idx = split_keeping_copies(events.particle, cfg.damic.val_fraction, cfg.train.seed,
+                                              events.copies(), cfg.damic.train, "event frame", rt.dist.main)
     return events, train_idx, val_idx
 
 
@@ -187,14 +183,16 @@ def estimate_priors(probs: np.ndarray, training: tuple[float, ...], iterations: 
     return new
 
 
-def with_priors(probs: np.ndarray, training: tuple[float, ...], priors: np.ndarray | str | None) -> np.ndarray:
+def resolve_priors(probs: np.ndarray, training: tuple[float, ...], priors: np.ndarray | str | None):
+    """The priors to decide with: as set, estimated from ``probs`` for ``AUTO_PRIORS``, or None (as trained)."""
+    return estimate_priors(probs, training) if isinstance(priors, str) and training else priors
+
+
+def with_priors(probs: np.ndarray, training: tuple[float, ...], priors: np.ndarray | None) -> np.ndarray:
     """Class probabilities re-weighted from the training set's class fractions to the test file's expected ones
-    (Bayes' rule): the threshold moves where the classes are not balanced as in training. ``AUTO_PRIORS``: to
-    the fractions ``estimate_priors`` finds in ``probs``."""
+    (Bayes' rule): the threshold moves where the classes are not balanced as in training."""
     if priors is None or not training:
         return probs
-    if isinstance(priors, str):
-        priors = estimate_priors(probs, training)
     weighted = probs * (priors / np.maximum(np.asarray(training), 1e-9))
     return weighted / weighted.sum(axis=1, keepdims=True)
 
@@ -289,13 +287,12 @@ def predictions(model, objective: TrackObjective, events: Events, rt, batch_size
     """One row per event: id, class probabilities (for the test ``priors`` when given), predicted class, box."""
     pred = objective.predict(predict_outputs(model, objective, events, batch_size, rt))
     n = len(objective.classes)
-    estimated = None
-    if isinstance(priors, str) and objective.class_fractions:
-        priors = estimate_priors(pred[:, :n], objective.class_fractions)
+    resolved, estimated = resolve_priors(pred[:, :n], objective.class_fractions, priors), None
+    if resolved is not priors:  # estimated from these events
         estimated = f"class priors estimated from the {len(events)} events predicted: " + ", ".join(
-            f"{c} {p:.3f}" for c, p in zip(objective.classes, priors))
+            f"{c} {p:.3f}" for c, p in zip(objective.classes, resolved))
         print(estimated)
-    pred[:, :n] = with_priors(pred[:, :n], objective.class_fractions, priors)
+    pred[:, :n] = with_priors(pred[:, :n], objective.class_fractions, resolved)
     table = pd.DataFrame({"id": events.ids})
     table.attrs["estimated_priors"] = estimated  # recorded beside the CSV by ``generate``
     for j, c in enumerate(objective.classes):

@@ -443,7 +443,7 @@ def test_priors_auto_estimates_the_mix_of_the_events_predicted(damic_run, tmp_pa
 def test_estimated_priors_recover_a_test_files_mix():
     """The EM of estimate_priors, on the calibrated probabilities of a model trained 50/50: a 77/23 file is
     found to be about 77/23, and a 50/50 one about 50/50."""
-    from idao.damic.task import AUTO_PRIORS, estimate_priors, parse_priors, with_priors
+    from idao.damic.task import AUTO_PRIORS, estimate_priors, parse_priors, resolve_priors, with_priors
 
     rng = np.random.default_rng(0)
     for muons in (0.23, 0.5):
@@ -453,7 +453,7 @@ def test_estimated_priors_recover_a_test_files_mix():
         probs = np.column_stack([1 - p_muon, p_muon])
         assert estimate_priors(probs, (0.5, 0.5))[1] == pytest.approx(muons, abs=0.015)
     assert parse_priors(" Auto ", ("electron", "muon")) == AUTO_PRIORS
-    moved = with_priors(probs[:5], (0.5, 0.5), AUTO_PRIORS)
+    moved = with_priors(probs[:5], (0.5, 0.5), resolve_priors(probs[:5], (0.5, 0.5), AUTO_PRIORS))
     np.testing.assert_allclose(moved.sum(1), 1.0)
 
 
