@@ -16,6 +16,12 @@ the facts give; noise-only frames stay as they are): a model trained on the
 clean folds is scored on the clean and the noisy held-out fold, and one
 trained on the noisy folds on both too (the thesis: 98.9 % clean, 97.0 %
 noisy on electron vs noise).
+
+With ``--holdout 0.2`` a fixed fifth of the file (stratified, copies kept
+together, drawn with its own seed so that every ``train.seed`` holds out the
+same events) is set aside first: the folds are made from the rest, and after
+them one model trained on all of the rest is scored once on the held-out part
+(rows "held-out"). Choose on the folds' rows; the held-out rows are the check.
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from common import publish  # benchmarks/common.py
 
 
 DARK_CURRENT = 1 / 3000  # electrons per pixel per frame (facts: lambda ~ 3.33e-4)
+HOLDOUT_SEED = 20261202  # the held-out part's own seed: the same events whatever train.seed the folds use
 
 
 def noisy_file(path: Path, out: Path, noise_label: int | None, seed: int = 0) -> Path:
@@ -68,6 +75,45 @@ def score(cfg, rt, run, test, classes, priors=None) -> dict:
     return m
 
 
+def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mix, k, train_idx, test_idx) -> list:
+    """Train on ``train_idx`` (its own stratified validation split), score ``test_idx``: one row per variant."""
+    part, test = events.subset(train_idx), events.subset(test_idx)
+    seed = cfg.train.seed + (k if isinstance(k, int) else 0)
+    fit_idx, val_idx = stratified_split(part.particle, cfg.damic.val_fraction, seed, groups[train_idx])
+    variants = {"clean": (part, test)}
+    if noisy is not None:  # the same events, with the frame-wide dark current
+        variants["noisy"] = (noisy.subset(train_idx), noisy.subset(test_idx))
+    mixed = {}
+    if test_mix:  # the fold thinned to the file's expected class mix (every event of the largest share kept)
+        mix = parse_priors(test_mix, classes)
+        have = np.bincount(test.label, minlength=len(classes))
+        keep_n = np.floor(mix * np.min(have / mix)).astype(int)
+        rng = np.random.default_rng(k if isinstance(k, int) else HOLDOUT_SEED)
+        keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(test.label == j), keep_n[j], replace=False)
+                                       for j in range(len(classes))]))
+        mixed = {f"clean {test_mix}": (test.subset(keep), None),
+                 f"clean {test_mix}, priors set": (test.subset(keep), mix),
+                 f"clean {test_mix}, priors auto": (test.subset(keep), AUTO_PRIORS),
+                 "clean, priors auto": (test, AUTO_PRIORS)}  # auto on a file as balanced as training
+    rows = []
+    for trained_on, (train_part, _) in variants.items():
+        t0 = time.time()
+        run = RunSettings(cfg.train.seed, False, work / f"fold{k}-{trained_on}", cfg.as_dict())
+        result = train_model(cfg, train_part.subset(fit_idx), train_part.subset(val_idx), rt, run)
+        scored = {name: (test_part, None) for name, (_, test_part) in variants.items()}
+        if trained_on == "clean":
+            scored.update(mixed)
+        for scored_on, (test_part, priors) in scored.items():
+            m = score(cfg, rt, run, test_part, classes, priors)
+            rows.append(dict(fold=k, trained=trained_on, scored=scored_on, n=len(test_part),
+                             accuracy=m["accuracy"], balanced=m["balanced_accuracy"], auc=m["auc"], iou=m["iou"],
+                             epochs=result["epochs_run"], seconds=time.time() - t0))
+            print(f"fold {k} trained {trained_on} scored {scored_on}: accuracy {m['accuracy']:.4f}  balanced "
+                  f"{m['balanced_accuracy']:.4f}  AUC {m['auc']:.4f}  IoU {m['iou']:.3f}  "
+                  f"({result['epochs_run']} epochs, {time.time() - t0:.0f} s)", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="labelled events: packed .npz, per-event file or folder")
@@ -78,6 +124,8 @@ def main() -> None:
     parser.add_argument("--test-mix", help="also score each held-out fold subsampled to these class fractions "
                         "(e.g. electron=0.77,muon=0.23, the thesis' test file), without and with damic.test_priors "
                         "(set to them, and auto; auto also on the fold as it is)")
+    parser.add_argument("--holdout", type=float, default=0.0,
+                        help="fraction set aside before the folds and scored once at the end (default: none)")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="damic-cv-"))
@@ -93,59 +141,39 @@ def main() -> None:
         noisy = load_events(noisy_path, cfg.damic, classes=classes)
     rt = make_runtime(cfg.train)
     groups = events.copies()  # a repeated frame's copies share a fold (eVSmu_tr1.npz repeats 195 muons)
-    folds = StratifiedGroupKFold(args.folds, shuffle=True, random_state=cfg.train.seed).split(events.ids, events.label,
-                                                                                              groups)
+    rest, holdout = np.arange(len(events)), None
+    if args.holdout:
+        rest, holdout = stratified_split(events.particle, args.holdout, HOLDOUT_SEED, groups)
+    folds = StratifiedGroupKFold(args.folds, shuffle=True, random_state=cfg.train.seed).split(
+        rest, events.label[rest], groups[rest])
+    runs = [(k, rest[train_idx], rest[test_idx]) for k, (train_idx, test_idx) in enumerate(folds)]
+    if holdout is not None:
+        runs.append(("held-out", rest, holdout))
     rows, t_all = [], time.time()
-    for k, (train_idx, test_idx) in enumerate(folds):
-        part, test = events.subset(train_idx), events.subset(test_idx)
-        fit_idx, val_idx = stratified_split(part.particle, cfg.damic.val_fraction, cfg.train.seed + k,
-                                            groups[train_idx])
-        variants = {"clean": (part, test)}
-        if noisy is not None:  # the same events, with the frame-wide dark current
-            variants["noisy"] = (noisy.subset(train_idx), noisy.subset(test_idx))
-        mixed = {}
-        if args.test_mix:  # the fold thinned to the file's expected class mix (every event of the largest share kept)
-            mix = parse_priors(args.test_mix, classes)
-            have = np.bincount(test.label, minlength=len(classes))
-            keep_n = np.floor(mix * np.min(have / mix)).astype(int)
-            rng = np.random.default_rng(k)
-            keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(test.label == j), keep_n[j], replace=False)
-                                           for j in range(len(classes))]))
-            mixed = {f"clean {args.test_mix}": (test.subset(keep), None),
-                     f"clean {args.test_mix}, priors set": (test.subset(keep), mix),
-                     f"clean {args.test_mix}, priors auto": (test.subset(keep), AUTO_PRIORS),
-                     "clean, priors auto": (test, AUTO_PRIORS)}  # auto on a file as balanced as training
-        for trained_on, (train_part, _) in variants.items():
-            t0 = time.time()
-            run = RunSettings(cfg.train.seed, False, work / f"fold{k}-{trained_on}", cfg.as_dict())
-            result = train_model(cfg, train_part.subset(fit_idx), train_part.subset(val_idx), rt, run)
-            scored = {name: (test_part, None) for name, (_, test_part) in variants.items()}
-            if trained_on == "clean":
-                scored.update(mixed)
-            for scored_on, (test_part, priors) in scored.items():
-                m = score(cfg, rt, run, test_part, classes, priors)
-                rows.append(dict(fold=k, trained=trained_on, scored=scored_on, n=len(test_part),
-                                 accuracy=m["accuracy"], balanced=m["balanced_accuracy"], auc=m["auc"], iou=m["iou"],
-                                 epochs=result["epochs_run"], seconds=time.time() - t0))
-                print(f"fold {k} trained {trained_on} scored {scored_on}: accuracy {m['accuracy']:.4f}  balanced "
-                      f"{m['balanced_accuracy']:.4f}  AUC {m['auc']:.4f}  IoU {m['iou']:.3f}  "
-                      f"({result['epochs_run']} epochs, {time.time() - t0:.0f} s)", flush=True)
+    for k, train_idx, test_idx in runs:
+        rows += train_and_score(cfg, rt, work, events, noisy, groups, classes, args.test_mix, k, train_idx, test_idx)
     table = pd.DataFrame(rows)
     lines = [f"Data: `{args.data}` ({len(events)} events: "
              + ", ".join(f"{c} {int((events.label == j).sum())}" for j, c in enumerate(classes))
              + f"; {len(np.unique(groups))} distinct frames, copies kept in one fold), {args.folds} folds, "
              f"model `{model_section(cfg).model}`, bin {cfg.damic.bin}, log scale {cfg.damic.log_scale}, add noise "
              f"{cfg.damic.add_noise}, seed {cfg.train.seed}; overrides: {' '.join(args.overrides) or 'none'}"
-             + (f"; --test-mix {args.test_mix}" if args.test_mix else "") + "; "
+             + (f"; --test-mix {args.test_mix}" if args.test_mix else "")
+             + (f"; --holdout {args.holdout}: {len(holdout)} events set aside (seed {HOLDOUT_SEED}), the folds made "
+                "of the rest, the held-out rows scored once by a model trained on all of the rest"
+                if holdout is not None else "") + "; "
              f"{time.time() - t_all:.0f} s in all on 2 CPU cores", "",
              "| fold | trained on | scored on | test events | accuracy | balanced accuracy | ROC-AUC | mean IoU | epochs | "
              "seconds |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r.fold} | {r.trained} | {r.scored} | {r.n} | {r.accuracy:.4f} | {r.balanced:.4f} | {r.auc:.4f} | "
-              f"{r.iou:.3f} | {r.epochs} | {r.seconds:.0f} |" for r in table.itertuples()]
-    for (trained, scored), g in table.groupby(["trained", "scored"], sort=False):
+    row = ("| {r.fold} | {r.trained} | {r.scored} | {r.n} | {r.accuracy:.4f} | {r.balanced:.4f} | {r.auc:.4f} | "
+           "{r.iou:.3f} | {r.epochs} | {r.seconds:.0f} |")
+    held_out = table.fold == "held-out"
+    lines += [row.format(r=r) for r in table[~held_out].itertuples()]
+    for (trained, scored), g in table[~held_out].groupby(["trained", "scored"], sort=False):
         lines.append(f"| **mean ± std** | {trained} | {scored} | {g.n.sum()} | **{g.accuracy.mean():.4f} ± "
                      f"{g.accuracy.std(ddof=0):.4f}** | {g.balanced.mean():.4f} | **{g.auc.mean():.4f}** | "
                      f"{g.iou.mean():.3f} | | {g.seconds.mean():.0f} per run |")
+    lines += [row.format(r=r).replace("| held-out |", "| **held-out** |", 1) for r in table[held_out].itertuples()]
     publish(lines, args.out)
 
 

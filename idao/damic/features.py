@@ -56,7 +56,7 @@ def charge_profile(along: np.ndarray, w: np.ndarray, length: float) -> np.ndarra
     return (binned(along) + binned(-along)[::-1]) / 2
 
 
-def segment_features(d: np.ndarray, w: np.ndarray, axis: np.ndarray, along: np.ndarray) -> list[float]:
+def segment_features(d: np.ndarray, w: np.ndarray, axis: np.ndarray, along: np.ndarray, length: float) -> list[float]:
     """The track in ``SEGMENTS`` stretches along its main axis, each with its own width (minor RMS) and direction.
 
     A muon crosses the whole CCD depth at once: its stretches stay aligned with the track while their width grows
@@ -78,7 +78,7 @@ def segment_features(d: np.ndarray, w: np.ndarray, axis: np.ndarray, along: np.n
         middle.append((lo + hi) / 2)
     if len(widths) < 2:
         return [0.0] * (len(NAMES) - SEGMENT)
-    widths, length = np.array(widths), along.max() - along.min() + 1.0
+    widths = np.array(widths)
     slope = np.polyfit(np.array(middle) / length, widths, 1)[0]
     return [np.log(widths.max() / widths.min()), np.mean(alignment), np.min(alignment), np.log(np.median(widths)),
             abs(slope) / widths.mean(), widths.std() / widths.mean()]
@@ -109,7 +109,7 @@ def track_features(track: np.ndarray) -> np.ndarray:
     residual = across - (coef[0] + coef[1] * t + coef[2] * t * t)
     top = np.sort(w)[::-1]
     if n >= 2 * SEGMENTS:
-        out[SEGMENT:] = segment_features(d, w, axis, along)
+        out[SEGMENT:] = segment_features(d, w, axis, along, length)
     out[2:OCCUPANCY] = [np.log(major), np.log(minor), np.log(major / minor), np.log(length), np.log1p(total / length),
                np.log1p(w.std()), 100.0 * w.max() / total, profile.std() / (profile.mean() + 1e-9),
                (profile[0] + profile[-1]) / total, np.sqrt(np.average(across ** 2, weights=w)),

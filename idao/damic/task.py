@@ -253,7 +253,7 @@ def fit_blend(cfg, settings: ModelSettings, objective: TrackObjective, train: Ev
         print(f"{MODEL}: {BLEND}, network epoch {network['best_epoch'] + 1} (validation log-loss {network['best']:.4f})"
               f" + {np.argmin([r['val_metric'] for r in rounds]) + 1} of {len(rounds)} boosting rounds; the blend's "
               f"validation log-loss {summary['best']:.4f}")
-    return summary
+    return dict(summary, epochs_run=network["epochs_run"])  # the blend's own history is one row
 
 
 def train(cfg) -> list[dict]:
