@@ -63,12 +63,17 @@ def noisy_file(path: Path, out: Path, noise_label: int | None, seed: int = 0) ->
     return out
 
 
-def score(cfg, rt, run, test, classes, priors=None) -> dict:
+def score(cfg, rt, run, test, classes, priors=None, weigh=None) -> dict:
+    """Accuracy, balanced accuracy, AUC and IoU on ``test``; with ``weigh`` (class fractions) the accuracy is
+    the one a file of that mix would see, sum_j weigh_j x recall_j: every event of the fold counts, where
+    thinning the fold to the mix throws most of one class away (a binary AUC does not change with the mix)."""
     model, head = load_model(cfg, rt, run)
     pred = head.predict(predict_outputs(model, head, test, 256, rt))
     probs = pred[:, : len(classes)]
     m = classification_metrics(test.label, with_priors(probs, head.class_fractions,
                                                        resolve_priors(probs, head.class_fractions, priors)), classes)
+    if weigh is not None:
+        m["accuracy"] = float(sum(f * m["per_class"][c]["recall"] for f, c in zip(weigh, classes)))
     boxes = frame_boxes(head, test, pred[:, len(classes):])
     has_box = test.particle != "noise"
     m["iou"] = float(iou(boxes[has_box], test.boxes[has_box]).mean()) if has_box.any() else float("nan")
@@ -94,6 +99,7 @@ def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mi
         mixed = {f"clean {test_mix}": (test.subset(keep), None),
                  f"clean {test_mix}, priors set": (test.subset(keep), mix),
                  f"clean {test_mix}, priors auto": (test.subset(keep), AUTO_PRIORS),
+                 f"clean weighted to {test_mix}, priors set": (test, mix),
                  "clean, priors auto": (test, AUTO_PRIORS)}  # auto on a file as balanced as training
     rows = []
     for trained_on, (train_part, _) in variants.items():
@@ -104,7 +110,7 @@ def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mi
         if trained_on == "clean":
             scored.update(mixed)
         for scored_on, (test_part, priors) in scored.items():
-            m = score(cfg, rt, run, test_part, classes, priors)
+            m = score(cfg, rt, run, test_part, classes, priors, priors if "weighted" in scored_on else None)
             rows.append(dict(fold=k, trained=trained_on, scored=scored_on, n=len(test_part),
                              accuracy=m["accuracy"], balanced=m["balanced_accuracy"], auc=m["auc"], iou=m["iou"],
                              epochs=result["epochs_run"], seconds=time.time() - t0))
@@ -123,7 +129,7 @@ def main() -> None:
     parser.add_argument("--noise-transfer", action="store_true", help="also train and score clean <-> noisy")
     parser.add_argument("--test-mix", help="also score each held-out fold subsampled to these class fractions "
                         "(e.g. electron=0.77,muon=0.23, the thesis' test file), without and with damic.test_priors "
-                        "(set to them, and auto; auto also on the fold as it is)")
+                        "(set to them, and auto; auto also on the fold as it is), and weighted to them (set)")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="fraction set aside before the folds and scored once at the end (default: none)")
     parser.add_argument("overrides", nargs="*")

@@ -24,11 +24,14 @@ NAMES = ("log_energy", "log_pixels", "log_major_var", "log_minor_var", "log_elon
          "thickness_mean", "thickness_std", "thickness_max", "log_box_long", "log_box_short",
          # the track cut in quarters along its axis: how the width and direction change along it
          "segment_width_range", "segment_alignment_mean", "segment_alignment_min", "log_segment_width_median",
-         "segment_width_slope", "segment_width_cv")
+         "segment_width_slope", "segment_width_cv",
+         # the ridge: the track's centre across its axis in 1 px slices along it, and the slices' widths
+         "log_ridge_residual", "ridge_residual_ratio", "slice_width_slope")
 PROFILE_BINS = 8
 SEGMENTS = 4
 OCCUPANCY = NAMES.index("box_fill")  # where the occupancy features start
 SEGMENT = NAMES.index("segment_width_range")  # where the segment features start
+RIDGE = NAMES.index("log_ridge_residual")  # where the ridge features start
 
 
 def occupancy_features(track: np.ndarray) -> list[float]:
@@ -77,11 +80,38 @@ def segment_features(d: np.ndarray, w: np.ndarray, axis: np.ndarray, along: np.n
         alignment.append(abs(eigvec[:, 1] @ axis))
         middle.append((lo + hi) / 2)
     if len(widths) < 2:
-        return [0.0] * (len(NAMES) - SEGMENT)
+        return [0.0] * (RIDGE - SEGMENT)
     widths = np.array(widths)
     slope = np.polyfit(np.array(middle) / length, widths, 1)[0]
     return [np.log(widths.max() / widths.min()), np.mean(alignment), np.min(alignment), np.log(np.median(widths)),
             abs(slope) / widths.mean(), widths.std() / widths.mean()]
+
+
+def ridge_features(w: np.ndarray, along: np.ndarray, across: np.ndarray) -> list[float]:
+    """The track's ridge: in 1 px slices along its main axis, the charge-weighted centre and width across it.
+
+    A muon's ridge is a straight line however wide diffusion makes it (a line fits the slices' centres to a
+    fraction of a pixel), and its slices widen steadily with depth; a scattering electron's ridge wanders. The
+    quarters (``segment_features``) miss this on short, thick tracks, where a quarter is as wide as it is long:
+    the muons of 50-300 keV that a vertical crossing leaves, most of the blend's muons called electrons. Sliced
+    from either end and averaged, so that a flipped track gives the same numbers. On eVSmu_tr1 (grouped CV of
+    boosted trees on the 80 % outside ``damic_cv.py --holdout``, 5 fold seeds) they raised accuracy 94.00 ->
+    94.78 %, AUC 0.9830 -> 0.9855 (docs/damic.md).
+    """
+    def one_way(a):
+        slices = np.floor(a - a.min()).astype(int)
+        charge = np.bincount(slices, w)
+        kept = charge > 0
+        if kept.sum() < 4:
+            return [0.0, 0.0, 0.0]
+        x, c = np.flatnonzero(kept) / len(charge), charge[kept]
+        centre = np.bincount(slices, w * across)[kept] / c
+        width = np.sqrt(np.maximum(np.bincount(slices, w * across ** 2)[kept] / c - centre ** 2, 1e-6))
+        line = np.polyfit(x, centre, 1, w=np.sqrt(c))
+        residual = np.sqrt(np.average((centre - np.polyval(line, x)) ** 2, weights=c))
+        slope = np.polyfit(x, width, 1, w=np.sqrt(c))[0]
+        return [np.log1p(residual), residual / np.sqrt(np.average(width ** 2, weights=c)), abs(slope) / width.mean()]
+    return list(np.mean([one_way(along), one_way(-along)], axis=0))
 
 
 def track_features(track: np.ndarray) -> np.ndarray:
@@ -109,7 +139,8 @@ def track_features(track: np.ndarray) -> np.ndarray:
     residual = across - (coef[0] + coef[1] * t + coef[2] * t * t)
     top = np.sort(w)[::-1]
     if n >= 2 * SEGMENTS:
-        out[SEGMENT:] = segment_features(d, w, axis, along, length)
+        out[SEGMENT:RIDGE] = segment_features(d, w, axis, along, length)
+        out[RIDGE:] = ridge_features(w, along, across)
     out[2:OCCUPANCY] = [np.log(major), np.log(minor), np.log(major / minor), np.log(length), np.log1p(total / length),
                np.log1p(w.std()), 100.0 * w.max() / total, profile.std() / (profile.mean() + 1e-9),
                (profile[0] + profile[-1]) / total, np.sqrt(np.average(across ** 2, weights=w)),

@@ -23,7 +23,7 @@ from scipy.special import softmax
 
 from .models import BOX_OUTPUTS  # (importing models registers track_cnn and the others)
 from ..errors import DataError
-from .features import event_features
+from .features import NAMES as FEATURE_NAMES, event_features
 from .io import EV_PER_ELECTRON, Events
 
 
@@ -45,6 +45,11 @@ class TrackObjective:
     feature_std: tuple[float, ...] = ()
 
     metric_name = "log-loss"
+
+    def __post_init__(self):  # a checkpoint of a version that measured other features cannot be fed these
+        if self.feature_mean and len(self.feature_mean) != len(FEATURE_NAMES):
+            raise TypeError(f"trained on {len(self.feature_mean)} track features, this version measures "
+                            f"{len(FEATURE_NAMES)}")
 
     @property
     def num_outputs(self) -> int:

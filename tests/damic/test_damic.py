@@ -325,6 +325,28 @@ def test_damic_settings_must_match_the_checkpoint(damic_run):
     assert proc.returncode == 2 and "task.name = 'cygnus'" in proc.stderr
 
 
+def test_checkpoint_of_other_features_is_refused(damic_run, tmp_path):
+    """A checkpoint whose features were standardised for another version's feature list (35 before the ridge
+    features) would be fed misaligned numbers: one error that says so, exit 2, no predictions written."""
+    import shutil
+
+    from idao.checkpoint import save_checkpoint
+
+    work, _, args, _ = damic_run
+    shutil.copytree(work / "ck", tmp_path / "ck")
+    path = tmp_path / "ck" / "damic" / "track_best.pt"
+    state = load_checkpoint(path)
+    state["objective"] = dict(state["objective"], feature_mean=state["objective"]["feature_mean"][:35],
+                              feature_std=state["objective"]["feature_std"][:35])
+    save_checkpoint(state, path)
+    out = tmp_path / "pred.csv"
+    args = [a for a in args if not a.startswith(("train.checkpoint_dir", "damic.output.predictions"))]
+    proc = run("generate_submission.py", *args, f"train.checkpoint_dir={tmp_path / 'ck'}",
+               f"damic.output.predictions={out}", check=False)
+    assert proc.returncode == 2 and not out.exists()
+    assert "written by another version of idao" in proc.stderr and "trained on 35 track features" in proc.stderr
+
+
 @pytest.mark.parametrize("model", ["track_trees", "track_blend"])
 def test_fitted_models_through_the_three_scripts(damic_run, tmp_path, model):
     """track_trees (fitted in seconds; its boxes are the track finder's) and track_blend (the features network
@@ -513,7 +535,21 @@ def test_track_features_tell_a_straight_track_from_a_blob_whatever_its_orientati
     f_hook, f_wide = (dict(zip(NAMES, track_features(t))) for t in (hook, widening))
     assert f_line["segment_alignment_min"] > 0.99 > 0.9 > f_hook["segment_alignment_min"]
     assert f_wide["segment_width_slope"] > 0.5 > 0.05 > f_line["segment_width_slope"]
-    for track in (line, blob, hook, widening):
+    # the ridge: a short thick straight track (a muon crossing the CCD steeply) keeps a straight centre line and a
+    # wandering one (a scattering electron) does not, though both are as wide (the parabola residual and the
+    # quarters cannot tell them apart: each quarter of the straight one is as wide as it is long)
+    rows, cols = np.mgrid[:20, :40]
+
+    def band(centre):
+        t = 800 * np.exp(-((rows - centre) ** 2) / (2 * 2.0 ** 2)) * ((cols >= 12) & (cols < 28))
+        return np.where(t > 1, t, 0).astype(np.float32)
+
+    thick, snake = band(10.0), band(10 + 3 * np.sin(cols / 2.5))
+    f_thick, f_snake = (dict(zip(NAMES, track_features(t))) for t in (thick, snake))
+    assert f_thick["ridge_residual_ratio"] < 0.05 < 0.5 < f_snake["ridge_residual_ratio"]
+    assert abs(f_thick["curvature_residual"] - f_snake["curvature_residual"]) < 0.2
+    assert f_wide["slice_width_slope"] > 0.5 > 0.05 > f_thick["slice_width_slope"]
+    for track in (line, blob, hook, widening, thick, snake):
         for variant in (track[::-1], track[:, ::-1], track.T):
             np.testing.assert_allclose(track_features(np.ascontiguousarray(variant)), track_features(track),
                                        rtol=1e-4, atol=1e-4)
