@@ -327,10 +327,14 @@ def test_damic_settings_must_match_the_checkpoint(damic_run):
 
 def test_checkpoint_of_other_features_is_refused(damic_run, tmp_path):
     """A checkpoint whose features were standardised for another version's feature list (35 before the ridge
-    features) would be fed misaligned numbers: one error that says so, exit 2, no predictions written."""
+    features) would be fed misaligned numbers: loading it is one CheckpointError that says so (exit 2 in the
+    scripts, before any prediction)."""
     import shutil
 
     from idao.checkpoint import save_checkpoint
+    from idao.config import load_config
+    from idao.damic.task import load_model
+    from idao.errors import CheckpointError
 
     work, _, args, _ = damic_run
     shutil.copytree(work / "ck", tmp_path / "ck")
@@ -339,12 +343,11 @@ def test_checkpoint_of_other_features_is_refused(damic_run, tmp_path):
     state["objective"] = dict(state["objective"], feature_mean=state["objective"]["feature_mean"][:35],
                               feature_std=state["objective"]["feature_std"][:35])
     save_checkpoint(state, path)
-    out = tmp_path / "pred.csv"
-    args = [a for a in args if not a.startswith(("train.checkpoint_dir", "damic.output.predictions"))]
-    proc = run("generate_submission.py", *args, f"train.checkpoint_dir={tmp_path / 'ck'}",
-               f"damic.output.predictions={out}", check=False)
-    assert proc.returncode == 2 and not out.exists()
-    assert "written by another version of idao" in proc.stderr and "trained on 35 track features" in proc.stderr
+    args = [a for a in args if a.split("=")[0].startswith(("damic.", "train.")) and "checkpoint_dir" not in a]
+    cfg = load_config(overrides=[*args, f"train.checkpoint_dir={tmp_path / 'ck'}"], echo=False)
+    load_model(load_config(overrides=[*args, f"train.checkpoint_dir={work / 'ck'}"], echo=False), CPU)  # intact
+    with pytest.raises(CheckpointError, match="written by another version of idao .*trained on 35 track features"):
+        load_model(cfg, CPU)
 
 
 @pytest.mark.parametrize("model", ["track_trees", "track_blend"])
