@@ -80,11 +80,12 @@ def score(cfg, rt, run, test, classes, priors=None, weigh=None) -> dict:
     return m
 
 
-def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mix, k, train_idx, test_idx) -> list:
-    """Train on ``train_idx`` (its own stratified validation split), score ``test_idx``: one row per variant."""
+def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mix, k, train_idx, test_idx,
+                    split_seed: int, thin_seed: int) -> list:
+    """Train on ``train_idx`` (its validation split drawn with ``split_seed``), score ``test_idx`` (thinned to
+    ``test_mix`` with ``thin_seed``): one row per variant, labelled ``k``."""
     part, test = events.subset(train_idx), events.subset(test_idx)
-    seed = cfg.train.seed + (k if isinstance(k, int) else 0)
-    fit_idx, val_idx = stratified_split(part.particle, cfg.damic.val_fraction, seed, groups[train_idx])
+    fit_idx, val_idx = stratified_split(part.particle, cfg.damic.val_fraction, split_seed, groups[train_idx])
     variants = {"clean": (part, test)}
     if noisy is not None:  # the same events, with the frame-wide dark current
         variants["noisy"] = (noisy.subset(train_idx), noisy.subset(test_idx))
@@ -93,24 +94,24 @@ def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mi
         mix = parse_priors(test_mix, classes)
         have = np.bincount(test.label, minlength=len(classes))
         keep_n = np.floor(mix * np.min(have / mix)).astype(int)
-        rng = np.random.default_rng(k if isinstance(k, int) else HOLDOUT_SEED)
+        rng = np.random.default_rng(thin_seed)
         keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(test.label == j), keep_n[j], replace=False)
                                        for j in range(len(classes))]))
-        mixed = {f"clean {test_mix}": (test.subset(keep), None),
-                 f"clean {test_mix}, priors set": (test.subset(keep), mix),
-                 f"clean {test_mix}, priors auto": (test.subset(keep), AUTO_PRIORS),
-                 f"clean weighted to {test_mix}, priors set": (test, mix),
-                 "clean, priors auto": (test, AUTO_PRIORS)}  # auto on a file as balanced as training
+        mixed = {f"clean {test_mix}": (test.subset(keep), None, None),  # (events, priors, weighted to)
+                 f"clean {test_mix}, priors set": (test.subset(keep), mix, None),
+                 f"clean {test_mix}, priors auto": (test.subset(keep), AUTO_PRIORS, None),
+                 f"clean weighted to {test_mix}, priors set": (test, mix, mix),
+                 "clean, priors auto": (test, AUTO_PRIORS, None)}  # auto on a file as balanced as training
     rows = []
     for trained_on, (train_part, _) in variants.items():
         t0 = time.time()
         run = RunSettings(cfg.train.seed, False, work / f"fold{k}-{trained_on}", cfg.as_dict())
         result = train_model(cfg, train_part.subset(fit_idx), train_part.subset(val_idx), rt, run)
-        scored = {name: (test_part, None) for name, (_, test_part) in variants.items()}
+        scored = {name: (test_part, None, None) for name, (_, test_part) in variants.items()}
         if trained_on == "clean":
             scored.update(mixed)
-        for scored_on, (test_part, priors) in scored.items():
-            m = score(cfg, rt, run, test_part, classes, priors, priors if "weighted" in scored_on else None)
+        for scored_on, (test_part, priors, weigh) in scored.items():
+            m = score(cfg, rt, run, test_part, classes, priors, weigh)
             rows.append(dict(fold=k, trained=trained_on, scored=scored_on, n=len(test_part),
                              accuracy=m["accuracy"], balanced=m["balanced_accuracy"], auc=m["auc"], iou=m["iou"],
                              epochs=result["epochs_run"], seconds=time.time() - t0))
@@ -152,12 +153,14 @@ def main() -> None:
         rest, holdout = stratified_split(events.particle, args.holdout, HOLDOUT_SEED, groups)
     folds = StratifiedGroupKFold(args.folds, shuffle=True, random_state=cfg.train.seed).split(
         rest, events.label[rest], groups[rest])
-    runs = [(k, rest[train_idx], rest[test_idx]) for k, (train_idx, test_idx) in enumerate(folds)]
+    # (label, training events, scored events, validation-split seed, thinning seed)
+    runs = [(k, rest[train_idx], rest[test_idx], cfg.train.seed + k, k) for k, (train_idx, test_idx) in enumerate(folds)]
     if holdout is not None:
-        runs.append(("held-out", rest, holdout))
+        runs.append(("held-out", rest, holdout, cfg.train.seed, HOLDOUT_SEED))
     rows, t_all = [], time.time()
-    for k, train_idx, test_idx in runs:
-        rows += train_and_score(cfg, rt, work, events, noisy, groups, classes, args.test_mix, k, train_idx, test_idx)
+    for k, train_idx, test_idx, split_seed, thin_seed in runs:
+        rows += train_and_score(cfg, rt, work, events, noisy, groups, classes, args.test_mix, k, train_idx, test_idx,
+                                split_seed, thin_seed)
     table = pd.DataFrame(rows)
     lines = [f"Data: `{args.data}` ({len(events)} events: "
              + ", ".join(f"{c} {int((events.label == j).sum())}" for j, c in enumerate(classes))
