@@ -1,6 +1,6 @@
 """Our default pipeline vs the organisers' baseline recipe vs physics features + gradient boosting.
 
-    python benchmarks/compare.py --scale 0.1 --seed 0 --out docs/compare.md
+    python benchmarks/compare.py --scale 0.1 --seed 0 --out docs/benchmarks/compare.md
 
 Every method trains on the same simulated dataset and predicts every test
 image, each in its own fresh process (so peak memory is its own), from cold
@@ -57,18 +57,15 @@ def _scores(root: Path, predict) -> dict:
 
 
 def run_idao(root: Path, work: Path, seed: int) -> dict:
-    from idao.config import load_config
-    from idao.cygno.submit import generate
-    from idao.cygno.train import train
+    from idao.jobs import run_job
 
-    cfg = load_config(overrides=[f"data.root={root}", "data.cache_dir=", f"train.seed={seed}",
-                                     f"train.checkpoint_dir={work / 'ck'}", "train.progress=false",
-                                     f"submission.output={work / 'submission.csv'}"], echo=False)
+    overrides = [f"data.root={root}", "data.cache_dir=", f"train.seed={seed}", f"train.checkpoint_dir={work / 'ck'}",
+                 "train.progress=false", f"submission.output={work / 'submission.csv'}"]
     t = time.perf_counter()
-    train(cfg)
+    run_job("train", overrides)
     train_s = time.perf_counter() - t
     t = time.perf_counter()
-    sub = generate(cfg).set_index("id")
+    sub = run_job("generate", overrides).set_index("id")
     submit_s = time.perf_counter() - t
     metrics = _scores(root, lambda split, samples: (sub.loc[[s.id for s in samples]].iloc[:, 0].to_numpy(),
                                                     sub.loc[[s.id for s in samples]].iloc[:, 1].to_numpy()))

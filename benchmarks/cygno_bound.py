@@ -1,6 +1,6 @@
 """How well could any model do on the simulator? An oracle bound for the CYGNO scores.
 
-    python benchmarks/cygno_bound.py --out docs/cygno_bound.md
+    python benchmarks/cygno_bound.py --out docs/benchmarks/cygno_bound.md
 
 The oracle knows each event's true light (after the gain fluctuation) and true
 spot width, the quantities the simulator draws before any pixel noise, and the

@@ -1,6 +1,6 @@
 """The default CYGNO pipeline on data from a second, independent generator: a stand-in it was never tuned on.
 
-    python benchmarks/cygno_independent.py --seeds 0,1,2 --out docs/cygno_independent.md
+    python benchmarks/cygno_independent.py --seeds 0,1,2 --out docs/benchmarks/cygno_independent.md
     python benchmarks/cygno_independent.py --seeds 0 --train 60 --public 10 --private 30    # a quick look
 
 ``idao.cygno.simulate`` is the generator every default was chosen on, so its scores flatter the pipeline. This

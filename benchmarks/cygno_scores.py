@@ -1,6 +1,6 @@
 """CYGNO scores that hold: the default pipeline over seeds, scales and simulator physics it was not tuned on.
 
-    python benchmarks/cygno_scores.py --out docs/cygno_scores.md            # the committed table (~30 min)
+    python benchmarks/cygno_scores.py --out docs/benchmarks/cygno_scores.md            # the committed table (~30 min)
     python benchmarks/cygno_scores.py --scales 0.05 --seeds 0 --sweep ""     # one quick point
 
 Each point simulates a fresh dataset (scale, seed, physics multipliers; see
@@ -23,13 +23,11 @@ import numpy as np
 import pandas as pd
 
 from idao.atomic import write_text
-from idao.config import load_config
 from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples
 from idao.cygno.images import read_image
 from idao.cygno.metrics import summarize
 from idao.cygno.simulate import Physics, simulate_dataset
-from idao.cygno.submit import generate
-from idao.cygno.train import train
+from idao.jobs import run_job
 
 SWEEP = "nr_quenching=0.75,nr_quenching=1.25,er_yield=0.85,er_yield=1.15,diffusion=0.8,diffusion=1.2," \
         "er_range=0.7,er_range=1.3,noise=0.8,noise=1.2"
@@ -64,13 +62,12 @@ def train_and_submit(root: Path, work: Path, seed: int, overrides: list[str]) ->
     floor measured right before the submission), the submission indexed by id, and the overrides used."""
     cfg_overrides = [f"data.root={root}", f"data.cache_dir={work / 'cache'}", f"train.seed={seed}",
                      f"train.checkpoint_dir={work / 'ck'}", "train.progress=false", *overrides]
-    cfg = load_config(overrides=[*cfg_overrides, f"submission.output={work / 'submission.csv'}"], echo=False)
     t = time.perf_counter()
-    train(cfg)
+    run_job("train", cfg_overrides)
     train_s = time.perf_counter() - t
     floor_s = decode_floor(root)
     t = time.perf_counter()
-    sub = generate(cfg).set_index("id")
+    sub = run_job("generate", [*cfg_overrides, f"submission.output={work / 'submission.csv'}"]).set_index("id")
     return dict(train_s=train_s, submit_s=time.perf_counter() - t, floor_s=floor_s), sub, cfg_overrides
 
 
@@ -78,8 +75,8 @@ def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list
     root = simulate_dataset(work / "data", scale, seed, WORKERS, progress=False, physics=Physics.parse(physics))
     times, sub, cfg_overrides = train_and_submit(root, work, seed, overrides)
     # the same models submitted as before the shape model (light alone, light_weight 0.5; its own test-time views)
-    before = generate(load_config(overrides=[*cfg_overrides, "submission.shape=false", "submission.light_weight=0.5",
-                                             f"submission.output={work / 'light_only.csv'}"], echo=False)).set_index("id")
+    before = run_job("generate", [*cfg_overrides, "submission.shape=false", "submission.light_weight=0.5",
+                                  f"submission.output={work / 'light_only.csv'}"]).set_index("id")
     row = dict(scale=scale, seed=seed, physics=physics or "defaults", **times, **score_splits(root, sub))
     for key, value in score_splits(root, before).items():
         if key in ("public", "private"):

@@ -68,7 +68,7 @@ def score(cfg, rt, run, test, classes, priors=None, weigh=None) -> dict:
     the one a file of that mix would see, sum_j weigh_j x recall_j: every event of the fold counts, where
     thinning the fold to the mix throws most of one class away (a binary AUC does not change with the mix)."""
     model, head = load_model(cfg, rt, run)
-    pred = head.predict(predict_outputs(model, head, test, 256, rt))
+    pred = head.predict(predict_outputs(model, head, test, rt))
     probs = pred[:, : len(classes)]
     m = classification_metrics(test.label, with_priors(probs, head.class_fractions,
                                                        resolve_priors(probs, head.class_fractions, priors)), classes)

@@ -7,7 +7,7 @@ this script measures the AUC a quick, strong-for-its-size model reaches on
 shower-shape features (totals, widths along eta and phi, core fractions, phi
 profile peaks), so the default can be set where a good model lands near 0.8.
 
-    python benchmarks/egamma_difficulty.py --events 20000 --out docs/egamma_difficulty.md
+    python benchmarks/egamma_difficulty.py --events 20000 --out docs/benchmarks/egamma_difficulty.md
 """
 from __future__ import annotations
 

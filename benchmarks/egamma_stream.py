@@ -11,7 +11,7 @@ real ones), then, in a fresh process per measurement:
 - both: the loader's epoch with a training step on the first ``--steps`` batches
   (the peak memory of training on the full files).
 
-    python benchmarks/egamma_stream.py --events 249000 --out docs/egamma_stream.md
+    python benchmarks/egamma_stream.py --events 249000 --out docs/benchmarks/egamma_stream.md
 """
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def main() -> None:
         row = {}
         for split in ("public_test", "private_test"):
             data = load_crops(split_samples(root, split), cfg.data, progress=False)
-            pred = head.predict(predict_outputs(model, head, data, 256, rt))
+            pred = head.predict(predict_outputs(model, head, data, rt))
             row[split] = mae(data.energy, pred)
             if split == "private_test":
                 per = {c: mae(data.energy[data.classes == c], pred[data.classes == c]) for c in sorted(set(data.classes))}

@@ -7,7 +7,7 @@
 4. Peak memory of a loading epoch (every event through the objective's ``inputs``) over 1, 4 and 16 files,
    each in a fresh process.
 
-    python benchmarks/icecube_bench.py --out docs/icecube_bench.md
+    python benchmarks/icecube_bench.py --out docs/benchmarks/icecube_bench.md
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ changed, and scores the network and the line fit on them: mean angular error,
 their ratio, and the network's error per event type. Train first (the main job
 does), then::
 
-    python benchmarks/icecube_shift.py --checkpoint-dir checkpoints --out docs/icecube_shift.md
+    python benchmarks/icecube_shift.py --checkpoint-dir checkpoints --out docs/benchmarks/icecube_shift.md
 """
 from __future__ import annotations
 

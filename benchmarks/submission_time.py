@@ -1,6 +1,6 @@
 """Submission time against the PNG-decode floor, for each test-time augmentation setting, in one run.
 
-    python benchmarks/submission_time.py --root data/idao_dataset --tta 8/1,8/0.25,8/0.1,1/1 --out docs/submission_time.md
+    python benchmarks/submission_time.py --root data/idao_dataset --tta 8/1,8/0.25,8/0.1,1/1 --out docs/benchmarks/submission_time.md
 
 Each setting is ``submission.tta/submission.tta_fraction``.
 Needs a trained model (``train.py``) for that dataset. Each setting predicts every test PNG from cold files
@@ -15,11 +15,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from idao.config import load_config
 from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples
 from idao.cygno.images import read_image
 from idao.cygno.metrics import summarize
-from idao.cygno.submit import generate
+from idao.jobs import run_job
 
 from common import publish  # benchmarks/common.py
 
@@ -48,13 +47,10 @@ def main() -> None:
     for setting in args.tta.split(","):
         tta, _, fraction = setting.partition("/")
         floor = decode_floor(paths)
-        cfg = load_config(overrides=[f"data.root={args.root}", "data.cache_dir=", f"submission.tta={tta}",
-                                     f"submission.tta_fraction={fraction or 1}",
-                                     "train.progress=false", "submission.output=/tmp/idao-submission-time/sub.csv"],
-                          echo=False)
-        cfg.resolve_paths(["data.root", "train.checkpoint_dir", "submission.output"])
         t = time.perf_counter()
-        sub = generate(cfg).set_index("id")
+        sub = run_job("generate", [f"data.root={args.root}", "data.cache_dir=", f"submission.tta={tta}",
+                                   f"submission.tta_fraction={fraction or 1}", "train.progress=false",
+                                   "submission.output=/tmp/idao-submission-time/sub.csv"]).set_index("id")
         seconds = time.perf_counter() - t
         scores = []
         for split, part in samples.items():

@@ -61,11 +61,6 @@ def load_weights(model: torch.nn.Module, state: dict, path: str | Path) -> None:
         raise CheckpointError(f"{path}: weights do not fit the model ({str(e).splitlines()[0]})") from e
 
 
-def remember_training(cfg, path: Path, keys, must_match=()) -> None:
-    """Runs that remember: before predicting or reporting, take the settings ``keys`` ("section.key") that the
-    checkpoint at ``path`` was trained with, unless the user set them (a differing ``must_match`` key is an
-    error), and say which were taken."""
-    check_readable(path, "train.checkpoint_dir", "checkpoint (run train.py first)")
-    taken = cfg.adopt(load_checkpoint(path)["config"], keys, must_match, where=str(path))
-    if taken:
-        print("from the checkpoint: " + ", ".join(taken))
+def check_checkpoint(path: str | Path) -> Path:
+    """A checkpoint a job needs, present and readable (checked before any work)."""
+    return check_readable(path, "train.checkpoint_dir", "checkpoint (run train.py first)")

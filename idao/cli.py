@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from .errors import ConfigError, IdaoError
+from .errors import IdaoError
 
 JOBS = {
     "train": "Train the task's models on its training data (task.name picks the detector).",
@@ -30,10 +30,9 @@ def run_cli(job) -> None:
 
 
 def main(job: str, argv=None) -> None:
-    from .config import CORE_PATH_KEYS, add_config_args, load_config
+    from .config import CORE_PATH_KEYS, add_config_args, describe_defaults, load_config
+    from .jobs import run
     from .tasks import get_task
-
-    from .config import describe_defaults
 
     parser = argparse.ArgumentParser(description=JOBS[job], formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="settings (section.key = default):\n" + describe_defaults())
@@ -43,7 +42,7 @@ def main(job: str, argv=None) -> None:
                                                             "(cygno: classifier or regressor)")
     args = parser.parse_args(argv)
 
-    def run():
+    def main_job():
         echo = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 echoes the overrides
         cfg = load_config(args.config, args.overrides, echo=echo)
         task = get_task(cfg.task.name)
@@ -51,13 +50,9 @@ def main(job: str, argv=None) -> None:
         if args.print_config:
             print(cfg.to_ini(), end="")
             return None
-        only = getattr(args, "only", None)
-        if only is not None and only not in task.models:
-            raise ConfigError(f"--only {only}: task {task.name} trains {', '.join(task.models)}")
-        task.check(cfg, job)
-        return task.train(cfg, only) if job == "train" else getattr(task, job)(cfg)
+        return run(task, cfg, job, getattr(args, "only", None))
 
-    run_cli(run)
+    run_cli(main_job)
 
 
 def train_main(argv=None) -> None:

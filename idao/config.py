@@ -12,17 +12,26 @@ The resolved config is saved next to every output.
 from __future__ import annotations
 
 import configparser
+import copy
 import io
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from .errors import ConfigError
-from .tasks import TASKS
+from .tasks import task_folders
 
 PACKAGE = Path(__file__).resolve().parent
-DEFAULT_FILES = [PACKAGE / "config.ini"] + [PACKAGE / name / "config.ini" for name in TASKS]
+DEFAULT_FILES = [PACKAGE / "config.ini"] + [folder / "config.ini" for folder in task_folders()]
 USER_CONFIG = "config.ini"  # read from the working directory when --config is not given
 CORE_PATH_KEYS = ("train.checkpoint_dir",)
+# old key -> the key that replaced it: still accepted in files and overrides, with a one-line notice
+RENAMED = {"submission.batch_size": "train.predict_batch_size"}
+
+
+def split_list(text) -> list[str]:
+    """A comma-separated setting (files, folders, class names) as its non-empty, stripped items."""
+    return [item.strip() for item in str(text).split(",") if item.strip()]
 
 
 def _parse_value(text: str):
@@ -67,6 +76,10 @@ class Config:
         except KeyError:
             raise AttributeError(name) from None
 
+    def is_set(self, dotted: str) -> bool:
+        """Whether the user set ``section.key`` (in a config file or on the command line)."""
+        return tuple(dotted.rsplit(".", 1)) in self._explicit
+
     def section(self, name: str) -> SimpleNamespace:
         return self._sections[name]
 
@@ -81,23 +94,25 @@ class Config:
         parser.write(buf)
         return buf.getvalue()
 
-    def adopt(self, saved: dict, keys, must_match=(), where: str = "the checkpoint") -> list[str]:
-        """Take ``keys`` ("section.key") from ``saved`` (a config recorded with a checkpoint) unless the user set
-        them; a user's value for a ``must_match`` key that differs is an error. Returns the keys taken."""
+    def adopting(self, saved: dict, keys, must_match=(), where: str = "the checkpoint") -> tuple["Config", list[str]]:
+        """A copy that takes ``keys`` ("section.key") from ``saved`` (a config recorded with a checkpoint) where
+        the user did not set them, and the keys taken; a user's value for a ``must_match`` key that differs is
+        an error. This config is left as it is."""
+        new = copy.deepcopy(self)
         taken = []
         for dotted in keys:
             section, _, key = dotted.rpartition(".")
             if key not in saved.get(section, {}):
                 continue
-            value, mine = saved[section][key], getattr(self._sections[section], key)
-            if (section, key) not in self._explicit:
+            value, mine = saved[section][key], getattr(new._sections[section], key)
+            if (section, key) not in new._explicit:
                 if value != mine:
-                    setattr(self._sections[section], key, value)
+                    setattr(new._sections[section], key, value)
                     taken.append(f"{dotted} = {value!r}")
             elif dotted in must_match and value != mine:
                 raise ConfigError(f"{dotted} = {mine!r} conflicts with {where}, trained with {value!r}; "
                                   "drop the setting (it is read from the checkpoint) or retrain")
-        return taken
+        return new, taken
 
     def resolve_paths(self, keys) -> None:
         """Make the paths of ``keys`` (``section.key``, comma-separated lists allowed) absolute: against the folder
@@ -108,7 +123,7 @@ class Config:
             value = getattr(self._sections[section], key)
             if not value:
                 continue
-            parts = [p.strip() for p in str(value).split(",") if p.strip()]
+            parts = split_list(value)
             setattr(self._sections[section], key, ",".join(p if Path(p).is_absolute() else str(base / p)
                                                            for p in parts))
 
@@ -133,6 +148,16 @@ def _known(sections: dict, section: str) -> str:
     return "sections " + ", ".join(sections)
 
 
+def _renamed(section: str, key: str, where: str) -> tuple[str, str]:
+    """``(section, key)`` under its current name; an old name is accepted with a notice that names the new one."""
+    new = RENAMED.get(f"{section}.{key}")
+    if new is None:
+        return section, key
+    print(f"warning: {where}: {section}.{key} is deprecated, use {new}", file=sys.stderr)
+    section, _, key = new.rpartition(".")
+    return section, key
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), echo: bool = True) -> Config:
     """Defaults, then the user's file (``path``; else ./config.ini if present), then the overrides."""
     sections: dict[str, dict] = {}
@@ -144,8 +169,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), echo:
         path = USER_CONFIG
     if path is not None:
         path = Path(path)
-        for name, values in _read_ini(path).items():
-            for key, text in values.items():
+        for old_name, values in _read_ini(path).items():
+            for old_key, text in values.items():
+                name, key = _renamed(old_name, old_key, str(path))
                 if name not in sections or key not in sections[name]:
                     raise ConfigError(f"{path}: [{name}] {key}: no such setting (known: {_known(sections, name)})")
                 sections[name][key] = _coerce(text, sections[name][key], f"{path}: [{name}] {key}")
@@ -156,6 +182,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), echo:
         section, dot, name = key.rpartition(".")
         if not sep or not dot:
             raise ConfigError(f"override {item!r}: expected section.key=value, e.g. classifier.epochs=3")
+        section, name = _renamed(section, name, f"override {item!r}")
+        key = f"{section}.{name}"
         if section not in sections or name not in sections[section]:
             raise ConfigError(f"override {item!r}: no key {key!r} (known: {_known(sections, section)})")
         sections[section][name] = _coerce(value, sections[section][name], f"override {item!r}")
@@ -166,10 +194,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), echo:
     return Config(sections, bases, explicit)
 
 
-def describe_defaults() -> str:
-    """Every key as ``section.key = default``, each under the comment lines the defaults give it (for --help)."""
-    lines, comment, section = [], [], ""
+def documented_settings():
+    """Every default key as ``(file, section, key, default, comment lines)``, in the order the files give them:
+    the comments above a key in the packaged ``config.ini`` files are its documentation (``--help``, and the
+    settings reference of the docs site, ``python -m idao.config``)."""
     for path in DEFAULT_FILES:
+        comment, section = [], ""
         for raw in path.read_text().splitlines():
             line = raw.strip()
             if line.startswith((";", "#")):
@@ -178,11 +208,59 @@ def describe_defaults() -> str:
                 section, comment = line[1:-1], []
             elif "=" in line and section:
                 key, _, value = line.partition("=")
-                lines += [f"  # {c}" for c in comment if c] + [f"  {section}.{key.strip()} = {value.strip()}"]
+                yield path, section, key.strip(), value.strip(), [c for c in comment if c]
                 comment = []
             else:
                 comment = []
+
+
+def describe_defaults() -> str:
+    """Every key as ``section.key = default``, each under the comment lines the defaults give it (for --help)."""
+    lines = []
+    for _, section, key, value, comment in documented_settings():
+        lines += [f"  # {c}" for c in comment] + [f"  {section}.{key} = {value}"]
     return "\n".join(lines)
+
+
+# what a key means wherever it appears without a comment of its own (the model keys every model section has)
+SHARED_KEYS = {
+    "seed": "seed of the splits, the initial weights and every epoch's shuffling and augmentation",
+    "simulate_seed": "seed of the simulated demo dataset",
+    "model": "the network: a registered idao model or a timm model name",
+    "pretrained": "start from the model's pretrained weights (timm models only; downloaded by timm)",
+    "epochs": "training epochs (the best validation epoch is kept)", "batch_size": "training batch size",
+    "lr": "AdamW peak learning rate (linear warm-up, then cosine decay to zero)",
+    "weight_decay": "AdamW weight decay", "warmup_epochs": "epochs of linear learning-rate warm-up",
+    "drop_rate": "dropout before the output layer",
+    "patience": "stop after this many epochs without a better validation metric (0: never)",
+    "augment": "random flips / rotations when training", "light_max": "see light_min",
+    "results_dir": "the folder report.py writes (report.log, metrics.json, index.html, figures)",
+    "output": "the CSV generate_submission.py writes", "predictions": "the CSV generate_submission.py writes",
+    "test_fraction": "see val_fraction", "shuffle_blocks": "see block_rows", "tree_lr": "see tree_rounds",
+    "crop_mode": "see crop",
+}
+
+
+def settings_markdown() -> str:
+    """The settings reference page: one table per section, from the packaged defaults and their comments."""
+    out = ["# Settings reference", "",
+           "Every setting, its default and what it does, generated from the `config.ini` files that ship in the "
+           "package (`python -m idao.config > docs/reference/settings.md`). Set any of them in your own "
+           "`config.ini` (`[section]`, `key = value`) or on the command line as `section.key=value`.", ""]
+    current = None
+    for path, section, key, value, comment in documented_settings():
+        if section != current:
+            current = section
+            where = path.relative_to(PACKAGE.parent).as_posix() if path.is_relative_to(PACKAGE.parent) else path.name
+            out += ["", f"## `[{section}]`", "", f"Defaults in `{where}`.", "",
+                    "| key | default | what it does |", "|---|---|---|"]
+        text = (" ".join(comment) or SHARED_KEYS.get(key, "")).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+        shown = f"`{value}`" if value else "(empty)"
+        out.append(f"| `{section}.{key}` | {shown} | {text} |")
+    renamed = [f"| `{old}` | `{new}` |" for old, new in RENAMED.items()]
+    out += ["", "## Renamed settings", "", "Old names still work, with a one-line notice naming the new one.", "",
+            "| old | new |", "|---|---|", *renamed]
+    return "\n".join(out) + "\n"
 
 
 def add_config_args(parser) -> None:
@@ -192,3 +270,7 @@ def add_config_args(parser) -> None:
                              "relative paths in it resolve against its folder)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value", help="override config keys")
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

@@ -33,6 +33,7 @@ from .atomic import write_text
 from .checkpoint import check_compatible, load_checkpoint, load_weights, save_checkpoint
 from .distributed import all_sum, gather_shards, sync_buffers, unwrap, wrap_model
 from .errors import CheckpointError, ConfigError
+from .metrics import better
 from .models import build_model
 from .runtime import Runtime, autocast
 
@@ -166,11 +167,13 @@ def squeeze(out: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_outputs(model, objective, data, batch_size: int, rt: Runtime, indices=None) -> np.ndarray:
-    """Raw model outputs for items ``indices`` (default: all) of ``data``, batched, in inference mode."""
+def predict_outputs(model, objective, data, rt: Runtime, indices=None) -> np.ndarray:
+    """Raw model outputs for items ``indices`` (default: all) of ``data``, in batches of ``rt.batch_size``
+    (``train.predict_batch_size``), in inference mode."""
     model.eval()
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
     outs = []
+    batch_size = rt.batch_size
     for start in tqdm(range(0, len(indices), batch_size), desc="predict", leave=False, disable=not rt.show_progress,
                       mininterval=2):
         x = objective.inputs(data, indices[start : start + batch_size], rt)
@@ -187,7 +190,7 @@ def evaluate(model, objective, data, rt: Runtime) -> tuple[float, dict]:
     several processes each predicts every world-th item, then all gather."""
     raw = unwrap(model)
     sync_buffers(raw, rt.dist)
-    out = predict_outputs(raw, objective, data, 256, rt, np.arange(len(data))[rt.dist.rank :: rt.dist.world])
+    out = predict_outputs(raw, objective, data, rt, np.arange(len(data))[rt.dist.rank :: rt.dist.world])
     out = np.asarray(gather_shards(out, len(data), rt.dist), dtype=np.float32)
     scores = {}
     if hasattr(objective, "scores"):
@@ -251,7 +254,7 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
                                        epoch_generator(seed, epoch), name, epoch * steps_per_epoch)
         metric, val_scores = evaluate(model, objective, val_set, rt)
         scores = {k: round(v, 6) for k, v in {**scores, **val_scores}.items()}
-        improved = objective.better(metric, best)
+        improved = better(metric, best, objective.higher_is_better)
         if improved:
             best, best_epoch = metric, epoch
         seconds = time.time() - t0
@@ -279,7 +282,7 @@ def save_fitted(name: str, settings: ModelSettings, model: torch.nn.Module, obje
     both best and last (there is nothing to resume), with its history as the log; main process only."""
     best, best_epoch = None, -1
     for h in history:
-        if objective.better(h["val_metric"], best):
+        if better(h["val_metric"], best, objective.higher_is_better):
             best, best_epoch = h["val_metric"], h["epoch"]
     if rt.dist.main:
         state = dict(model=model.state_dict(), epoch=len(history) - 1, best=best, best_epoch=best_epoch,

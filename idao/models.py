@@ -34,6 +34,19 @@ def check_model_name(name: str) -> None:
                           "(timm.list_models())")
 
 
+def check_model(section, key: str) -> None:
+    """A model section's ``model`` and ``pretrained``, checked before any work: a registered network has no
+    pretrained weights, and a timm model must have some for ``pretrained = true``."""
+    check_model_name(section.model)
+    if not section.pretrained:
+        return
+    if section.model in _REGISTRY:
+        raise ConfigError(f"{key}.pretrained = true: {section.model} is idao's own network and has no pretrained "
+                          f"weights; set {key}.pretrained = false or choose a timm model")
+    if not timm.is_model_pretrained(section.model):
+        raise ConfigError(f"{key}.pretrained = true: timm has no pretrained weights for {section.model}")
+
+
 def build_model(name: str, pretrained: bool = False, drop_rate: float = 0.0, num_outputs: int = 1,
                 in_chans: int = 1) -> torch.nn.Module:
     """A registered model (it knows its own input), or a timm model of ``in_chans`` image channels with

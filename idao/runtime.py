@@ -53,6 +53,7 @@ class Runtime:
     amp: bool
     fmt: torch.memory_format
     progress: bool
+    batch_size: int = 256  # inference batches (train.predict_batch_size)
     dist: DistInfo = DistInfo()
 
     def provenance(self) -> dict:
@@ -76,7 +77,8 @@ def make_runtime(train_cfg, dist_info: DistInfo | None = None, device: torch.dev
         torch.set_num_threads(train_cfg.threads)
     device = device or resolve_device(train_cfg.device)
     fmt = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
-    return Runtime(device, train_cfg.amp and device.type == "cuda", fmt, train_cfg.progress, dist_info or DistInfo())
+    return Runtime(device, train_cfg.amp and device.type == "cuda", fmt, train_cfg.progress, train_cfg.predict_batch_size,
+                   dist_info or DistInfo())
 
 
 @contextlib.contextmanager

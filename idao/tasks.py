@@ -1,16 +1,20 @@
 """The task registry and the two contracts a detector package fills: ``Task`` and ``Objective``.
 
-To add a detector ``foo``:
+To add a detector ``foo`` (``docs/guides/new-detector.md`` walks through one;
+``tests/toy_detector`` is a whole one in ~60 lines):
 
-1. make ``idao/foo/`` with a ``config.ini`` holding its sections (its data
+1. make a package with a ``config.ini`` holding its sections (its data
    section, one section per model with the keys of ``engine.ModelSettings``,
    its outputs), and a ``task.py`` whose module-level ``TASK`` satisfies
    ``Task`` below;
 2. give each model an objective (a frozen dataclass satisfying ``Objective``)
    and train it with ``engine.fit``; register any network of its own with
    ``models.register_model``;
-3. add ``"foo": "idao.foo.task"`` to ``TASKS``.
+3. register it: add ``"foo": "idao.foo.task"`` to ``TASKS``, or, for a
+   package outside idao, set ``IDAO_TASKS=foo=mypackage.foo.task``.
 
+The jobs themselves (checks, adopting the checkpoint's settings, writing the
+predictions CSV and the report folder) are the core's: ``idao/jobs.py``.
 A task package imports only the core (``idao.*`` outside the task folders),
 never another task; the core reaches a task only through ``get_task`` (a lazy
 import by name), so there is no import circle.
@@ -18,10 +22,14 @@ import by name), so there is no import circle.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .errors import ConfigError
@@ -30,31 +38,103 @@ from .errors import ConfigError
 TASKS = {"cygno": "idao.cygno.task", "damic": "idao.damic.task", "egamma": "idao.egamma.task",
          "icecube": "idao.icecube.task"}
 ALIASES = {"idao": "cygno"}  # task.name = idao keeps working
+PLUGINS_VARIABLE = "IDAO_TASKS"  # "name=module,name=module": detectors that live outside this package
+
+
+def registered() -> dict[str, str]:
+    """The built-in tasks and those named in ``$IDAO_TASKS``."""
+    tasks = dict(TASKS)
+    for item in os.environ.get(PLUGINS_VARIABLE, "").split(","):
+        name, sep, module = item.partition("=")
+        if item.strip() and (not sep or not name.strip() or not module.strip()):
+            raise ConfigError(f"{PLUGINS_VARIABLE} = {os.environ[PLUGINS_VARIABLE]!r}: expected name=module pairs, "
+                              "e.g. foo=mypackage.foo.task")
+        if sep:
+            tasks[name.strip()] = module.strip()
+    return tasks
+
+
+def task_folders() -> list[Path]:
+    """The folder of every registered task's module: where its ``config.ini`` lives (found without importing)."""
+    folders = []
+    for name, module in registered().items():
+        if module.startswith("idao."):  # a built-in task: no import needed to find its folder
+            folders.append(Path(__file__).resolve().parent / module.split(".")[1])
+            continue
+        try:
+            spec = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None or spec.origin is None:
+            raise ConfigError(f"{PLUGINS_VARIABLE}: task {name!r}: module {module!r} not found on the Python path")
+        folders.append(Path(spec.origin).parent)
+    return folders
+
+
+@dataclass
+class Predictions:
+    """What a task's ``predict`` hands the core, which checks and writes it (``jobs.generate``)."""
+
+    table: pd.DataFrame  # one row per item predicted: the CSV a user hands on
+    summary: str  # what the closing line says after "wrote <path>: "
+    float_format: str = "%.7g"
+    companions: dict[str, pd.DataFrame] = field(default_factory=dict)  # suffix -> table written beside the CSV
+    notes: list[str] = field(default_factory=list)  # recorded under the config beside the CSV (estimated priors)
+
+
+@dataclass
+class Report:
+    """What a task's ``evaluate`` hands the core, which writes the report folder (``reporting.write_report``)."""
+
+    title: str
+    headline: str  # the numbers a user came for, first on the page
+    log_text: str
+    metrics: dict
+    images: list[Path]
+    tables: list[tuple[str, list[str], list[list]]] = field(default_factory=list)
+    banner: str = ""  # e.g. SIMULATED DATA
+    closing: list[str] = field(default_factory=list)  # lines printed after the log (CYGNO's simulated scores)
+    returned: Any = None  # what report.py returns to a caller, when not ``metrics``
 
 
 class Task(Protocol):
-    """One detector: its config sections, its demo data and the three jobs the scripts run."""
+    """One detector: its settings, its data, its models, and what its three jobs do that no other task does."""
 
     name: str
     sections: tuple[str, ...]  # the config sections it owns (its data, models and outputs)
-    models: tuple[str, ...]  # the models train.py trains, in order (--only picks one)
+    models: tuple[str, ...]  # the models train.py can train, in order (--only picks one)
     path_keys: tuple[str, ...]  # "section.key" settings holding paths (resolved against their config file)
+    predictions_key: str  # "section.key" of the CSV generate_submission.py writes
+    results_key: str  # "section.key" of the folder report.py writes
+    remembered: tuple[str, ...]  # settings generate / report take from the checkpoint unless the user set them
+    must_match: tuple[str, ...]  # of those, the ones a user may not set to another value than the checkpoint's
 
-    def check(self, cfg, job: str) -> None:
-        """Every setting, and the paths ``job`` (train, generate, report) reads and writes, checked before any
-        expensive work: raise ``ConfigError``/``DataError`` (rules: ``idao/schema.py``)."""
+    def check(self, cfg) -> None:
+        """Every setting (ranges, choices, combinations), before any work: raise ``ConfigError`` (``idao/schema.py``)."""
 
-    def ensure_data(self, cfg) -> Path:
+    def check_train(self, cfg) -> None:
+        """What training reads: the training data, or that it can be simulated where it is absent."""
+
+    def check_generate(self, cfg) -> None:
+        """What generate_submission.py reads: the checkpoints it loads, the data it predicts."""
+
+    def check_report(self, cfg) -> None:
+        """What report.py reads: the checkpoints, the training data (its validation split), labelled test data."""
+
+    def checkpoint(self, cfg) -> Path:
+        """The checkpoint whose recorded config generate and report adopt ``remembered`` settings from."""
+
+    def ensure_data(self, cfg) -> Path | None:
         """The training data's location; with none there, simulate a small demo dataset first (and say so)."""
 
     def train(self, cfg, only: str | None = None) -> list[dict]:
-        """Train ``models`` (or just ``only``); checkpoints go to ``<train.checkpoint_dir>/<name>/``."""
+        """Train the default models (or just ``only``); checkpoints go to ``<train.checkpoint_dir>/<name>/``."""
 
-    def generate(self, cfg) -> Any:
-        """Predict the test data with the best checkpoints; write the task's output CSV atomically."""
+    def predict(self, cfg, rt) -> Predictions:
+        """Predict the test data with the best checkpoints; validate the task's own format rules."""
 
-    def report(self, cfg) -> dict:
-        """Metrics and plots of the validation split and every labelled test set; return the metrics."""
+    def evaluate(self, cfg, rt, folder: Path) -> Report:
+        """Metrics of the validation split and every labelled test set, with the figures drawn into ``folder``."""
 
 
 class Objective(Protocol):
@@ -67,6 +147,7 @@ class Objective(Protocol):
     """
 
     metric_name: str  # printed beside the validation metric ("AUC", "MAE keV", "log-loss")
+    higher_is_better: bool  # how ``metrics.better`` compares two validation values
     num_outputs: int
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -90,9 +171,6 @@ class Objective(Protocol):
     def metric(self, pred: np.ndarray, data) -> float:
         """The validation metric of ``predict``'s output; it picks the best epoch and drives early stopping."""
 
-    def better(self, new: float, best: float | None) -> bool:
-        """Whether ``new`` beats ``best`` (None: nothing yet)."""
-
     # Optional: ``test_views(x) -> list`` of inputs whose raw outputs are averaged at inference
     # (test-time augmentation); without it the engine predicts ``x`` alone.
     # Optional: ``scores(out, y) -> {name: mean}`` per-item means (accuracy, loss...) logged each epoch as
@@ -101,13 +179,30 @@ class Objective(Protocol):
     # The data may offer ``epoch_order(generator) -> indices`` (e.g. chunk-aware shuffling of an HDF5 file).
 
 
+class TaskDefaults:
+    """What most tasks share, to inherit: nothing adopted from the checkpoint, the first model's best checkpoint
+    as the one that records the training settings, no demo data of its own."""
+
+    remembered: tuple[str, ...] = ()
+    must_match: tuple[str, ...] = ()
+
+    def checkpoint(self, cfg) -> Path:
+        from .engine import RunSettings
+
+        return RunSettings.from_config(cfg, self.name).path(self.models[0], "best")
+
+    def ensure_data(self, cfg) -> Path | None:
+        return None
+
+
 def canonical_name(name: str) -> str:
     name = ALIASES.get(name, name)
-    if name not in TASKS:
-        raise ConfigError(f"task.name = {name!r}: expected one of {', '.join([*TASKS, *ALIASES])}")
+    tasks = registered()
+    if name not in tasks:
+        raise ConfigError(f"task.name = {name!r}: expected one of {', '.join([*tasks, *ALIASES])}")
     return name
 
 
 def get_task(name: str) -> Task:
     """The task called ``name`` (or an alias of it), imported on first use."""
-    return importlib.import_module(TASKS[canonical_name(name)]).TASK
+    return importlib.import_module(registered()[canonical_name(name)]).TASK

@@ -2,7 +2,7 @@
 
 On a few thousand events described by a few dozen physics features, boosted
 trees rank events at least as well as a small network (DAMIC-M electron vs
-muon: AUC 0.980 vs 0.975, docs/damic.md) and fit in seconds. The
+muon: AUC 0.980 vs 0.975, docs/studies/damic.md) and fit in seconds. The
 trees are fitted by scikit-learn's ``HistGradientBoostingClassifier`` and
 their nodes copied into buffers, so a fitted model is an ordinary state dict:
 saved in the same weights-only checkpoint as every network (no pickle, no

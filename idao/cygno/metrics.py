@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+
+from ..metrics import binary_auc
 
 
 def roc_auc(is_er: np.ndarray, score: np.ndarray) -> float:
     """ROC-AUC with ER positive; NaN when only one class is present."""
-    is_er = np.asarray(is_er, bool)
-    if is_er.all() or not is_er.any():
-        return float("nan")
-    return float(roc_auc_score(is_er, score))
+    return binary_auc(is_er, score)
 
 
 def mae(energy: np.ndarray, pred: np.ndarray) -> float:

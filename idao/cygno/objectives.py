@@ -62,6 +62,7 @@ class Classifier(CropObjective):
     """ER (positive) vs NR: one logit, BCE, validated by ROC-AUC."""
 
     metric_name = "AUC"
+    higher_is_better = True
 
     def targets(self, data: CropSet, idx, draws=None) -> torch.Tensor:
         return torch.from_numpy(data.is_er[idx].astype(np.float32))
@@ -79,8 +80,6 @@ class Classifier(CropObjective):
     def metric(self, pred: np.ndarray, data: CropSet) -> float:
         return roc_auc(data.is_er, pred)
 
-    def better(self, new: float, best: float | None) -> bool:
-        return best is None or new > best
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,7 @@ class Regressor(CropObjective):
     loss: str = "l1"
 
     metric_name = "MAE keV"
+    higher_is_better = False
 
     def targets(self, data: CropSet, idx, draws=None) -> torch.Tensor:
         energy = data.energy[idx].astype(np.float32)
@@ -110,8 +110,6 @@ class Regressor(CropObjective):
     def metric(self, pred: np.ndarray, data: CropSet) -> float:
         return mae(data.energy, pred)
 
-    def better(self, new: float, best: float | None) -> bool:
-        return best is None or new < best
 
 
 OBJECTIVES = {"classifier": Classifier, "regressor": Regressor}

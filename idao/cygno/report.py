@@ -14,8 +14,8 @@ import pandas as pd
 
 from ..engine import RunSettings, predict_outputs
 from ..errors import DataError
-from ..reporting import load_histories, plot_learning_curves, write_report
-from ..runtime import make_runtime
+from ..reporting import load_histories, plot_learning_curves
+from ..tasks import Report
 from .dataset import read_labels
 from .metrics import summarize
 from .objectives import OBJECTIVES, load_models
@@ -29,12 +29,18 @@ POSTPROCESS_CHOICES = (("none", "none"), ("snap", "none"), ("split", "none"), ("
                        ("light", "none"), ("light", "split"), ("light", "pair"))
 
 
+def trained_models(cfg) -> tuple[str, ...]:
+    """The models that have a best checkpoint (the regressor is trained only where asked for)."""
+    folder = RunSettings.from_config(cfg, NAME)
+    return tuple(kind for kind in OBJECTIVES if folder.path(kind, "best").exists())
+
+
 def validation_result(cfg, light_model, rt) -> SplitResult:
     _, crops, _, val_idx = prepare(cfg, rt)
     val = crops.subset(val_idx)
-    pred = {}
-    for kind, (model, objective) in load_models(cfg, rt).items():
-        pred[kind] = objective.predict(predict_outputs(model, objective, val, 256, rt))
+    pred = {"regressor": np.full(len(val), np.nan)}  # NaN: no regressor trained
+    for kind, (model, objective) in load_models(cfg, rt, trained_models(cfg)).items():
+        pred[kind] = objective.predict(predict_outputs(model, objective, val, rt))
     # validation holds the training classes, the public split's set: decoded with that split's levels, so that its
     # score reads like a public score; but not balanced (its classes are as unequal as the training folders')
     spots = val.spots()
@@ -119,11 +125,8 @@ def format_log(metrics: dict, pp_rows: list[dict], note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(cfg) -> dict:
-    folder = Path(cfg.report.results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+def evaluate(cfg, rt, folder: Path) -> Report:
     light_model = load_light_model(cfg)
-    rt = make_runtime(cfg.train)
     root = Path(cfg.data.root)
     table = submitted_table(cfg, root)  # checked before the models run on the validation split
     results = {"validation": validation_result(cfg, light_model, rt)}
@@ -135,15 +138,16 @@ def report(cfg) -> dict:
     pp_rows = postprocess_table(tests, light_model, cfg.submission.light_weight, cfg.submission.shape)
 
     histories = load_histories(RunSettings.from_config(cfg, NAME).checkpoint_dir, OBJECTIVES)
-    images = [folder / "roc_auc.png", folder / "energy_correlation.png", folder / "energy_comparison.png",
-              folder / "confusion.png", folder / "learning_curves.png"]
+    images = [folder / "roc_auc.png", folder / "confusion.png", folder / "learning_curves.png"]
     plot_roc(results, images[0])
-    regressed = {name: r for name, r in results.items() if r.regressed}  # validation always
-    plot_energy_correlation(regressed, images[1])
-    plot_energy_comparison(regressed, images[2])
-    plot_confusion(results, images[3])
-    plot_learning_curves(histories, images[4])
-    images += plot_energy_histograms(regressed, folder)
+    plot_confusion(results, images[1])
+    plot_learning_curves(histories, images[2])
+    regressed = {name: r for name, r in results.items() if r.regressed}  # validation, when a regressor is trained
+    if regressed:
+        images += [folder / "energy_correlation.png", folder / "energy_comparison.png"]
+        plot_energy_correlation(regressed, images[-2])
+        plot_energy_comparison(regressed, images[-1])
+        images += plot_energy_histograms(regressed, folder)
     splits = split_views(table) if table is not None else {}
     if splits:  # what a user can check on a split without labels
         images += [folder / "split_scores.png", folder / "split_energies.png"]
@@ -168,12 +172,7 @@ def report(cfg) -> dict:
     if pp_rows:
         tables.append(("Post-processing modes (same raw predictions)", ["split", "mode", "AUC", "MAE keV", "score"],
                        [[r["split"], r["mode"], r["auc"], r["mae"], r["score"]] for r in pp_rows]))
-    write_report(folder, log_text, dict(metrics=metrics, postprocess=pp_rows), cfg.to_ini(), images,
-                 "idao report: CYGNO", rt.provenance(), headline, banner, tables)
-    print(log_text, end="")
-    for split in ("public_test", "private_test"):
-        if split in metrics:
-            print(f"simulated {split.split('_')[0]} score: {metrics[split]['score']:.1f} "
-                  f"(AUC {metrics[split]['auc']:.4f}, MAE {metrics[split]['mae']:.3f} keV)")
-    print(f"report: {folder / 'index.html'}")
-    return metrics
+    closing = [f"simulated {split.split('_')[0]} score: {metrics[split]['score']:.1f} (AUC {metrics[split]['auc']:.4f}, "
+               f"MAE {metrics[split]['mae']:.3f} keV)" for split in ("public_test", "private_test") if split in metrics]
+    return Report("idao report: CYGNO", headline, log_text, dict(metrics=metrics, postprocess=pp_rows), images, tables,
+                  banner, closing, returned=metrics)

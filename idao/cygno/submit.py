@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_csv, write_text
+from ..config import split_list
 from ..engine import RunSettings, predict_outputs
 from ..errors import CheckpointError, DataError
-from ..runtime import make_runtime
+from ..tasks import Predictions
 from .data import load_crops
 from .dataset import TEST_SPLITS, check_root, read_test_folder
 from .light import LIGHT_MODEL_FILE, LightModel
@@ -43,7 +43,7 @@ def load_light_model(cfg) -> LightModel:
 
 def test_folders(cfg) -> list[Path]:
     if cfg.submission.folders:
-        return [Path(f.strip()) for f in str(cfg.submission.folders).split(",") if f.strip()]
+        return [Path(f) for f in split_list(cfg.submission.folders)]
     root = check_root(cfg.data.root)
     folders = [root / split for split in TEST_SPLITS if (root / split).is_dir()]
     if not folders:
@@ -63,15 +63,15 @@ def submission_models(sub_cfg) -> tuple[str, ...]:
     return ("classifier", "regressor") if sub_cfg.postprocess in REGRESSED else ("classifier",)
 
 
-def regressed_kev(models: dict, crops, batch: int, rt) -> np.ndarray:
+def regressed_kev(models: dict, crops, rt) -> np.ndarray:
     """The regressor's keV per crop, or NaN where it was not loaded (not needed)."""
     if "regressor" not in models:
         return np.full(len(crops), np.nan)
     regressor, objective = models["regressor"]
-    return objective.predict(predict_outputs(regressor, objective, crops, batch, rt))
+    return objective.predict(predict_outputs(regressor, objective, crops, rt))
 
 
-def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
+def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
     """Raw predictions for every image: id, split (folder name), ER probability and keV.
 
     Test-time augmentation is spent where it counts: every image is scored
@@ -80,10 +80,9 @@ def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
     The regressor runs only for the post-processing modes that read its keV
     (``REGRESSED``); with ``light`` the energy column is left empty (NaN).
     """
-    rt = make_runtime(cfg.train)
     models = load_models(cfg, rt, submission_models(cfg.submission))
     classifier, tta = models["classifier"]
-    batch, frames, seen = cfg.submission.batch_size, [], {}
+    frames, seen = [], {}
     for folder in folders:
         samples = read_test_folder(folder)
         for s in samples:
@@ -92,14 +91,14 @@ def predict_folders(cfg, folders: list[Path], light_model) -> pd.DataFrame:
             seen[s.id] = s.path
         crops = load_crops(samples, cfg.data, rt.show_progress)
         refine = tta.views > 1 and cfg.submission.tta_fraction < 1
-        logit = predict_outputs(classifier, dataclasses.replace(tta, views=1) if refine else tta, crops, batch, rt)
+        logit = predict_outputs(classifier, dataclasses.replace(tta, views=1) if refine else tta, crops, rt)
         spots = crops.spots()
         part = pd.DataFrame({"id": crops.ids, "split": folder.name, "score": tta.predict(logit),
-                             "energy": regressed_kev(models, crops, batch, rt),
+                             "energy": regressed_kev(models, crops, rt),
                              **{c: spots[:, j] for j, c in enumerate(SPOT_COLUMNS)}})
         if refine:  # the other views of the doubtful events, averaged with the identity's logit already in hand
             doubt = least_confident(part, cfg.submission, light_model)
-            rest = predict_outputs(classifier, dataclasses.replace(tta, first_view=1), crops, batch, rt, doubt)
+            rest = predict_outputs(classifier, dataclasses.replace(tta, first_view=1), crops, rt, doubt)
             part.loc[doubt, "score"] = tta.predict((logit[doubt] + (tta.views - 1) * rest) / tta.views)
         frames.append(part)
         decoded = set(crops.ids)
@@ -149,17 +148,13 @@ def validate_submission(df: pd.DataFrame, expected_ids) -> None:
         raise DataError("classification_predictions must lie in [0, 1]")
 
 
-def generate(cfg) -> pd.DataFrame:
+def predict(cfg, rt) -> Predictions:
+    """The leaderboard table, validated; the raw model outputs go beside it as ``<output>.raw.csv``."""
     folders = test_folders(cfg)
     light_model = load_light_model(cfg)
-    raw = predict_folders(cfg, folders, light_model)
+    raw = predict_folders(cfg, folders, light_model, rt)
     sub = submission_table(raw, cfg.submission, light_model)
     validate_submission(sub, raw["id"])
-    out = Path(cfg.submission.output)
-    write_csv(raw, out.with_suffix(".raw.csv"))
-    write_csv(sub, out)
-    write_text(out.with_suffix(".config.ini"), cfg.to_ini())
     counts = ", ".join(f"{k} {v}" for k, v in raw["split"].value_counts(sort=False).items())
-    print(f"wrote {out}: {len(sub)} rows ({counts}); post-processing {cfg.submission.postprocess}"
-          f" + balance {cfg.submission.balance}")
-    return sub
+    return Predictions(sub, f"{len(sub)} rows ({counts}); post-processing {cfg.submission.postprocess} + balance "
+                            f"{cfg.submission.balance}", companions={".raw.csv": raw})

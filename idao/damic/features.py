@@ -4,7 +4,7 @@ Muons cross the CCD in straight lines of nearly constant charge per unit
 length; electrons scatter (curved, wider, uneven charge along the track, a
 bright end where they stop). Each feature is a scale-free, flip- and
 rotation-invariant number, so it does not care where the track sits in the
-window or which way it runs. Measured on eVSmu_tr1 (5-fold CV, docs/damic.md),
+window or which way it runs. Measured on eVSmu_tr1 (5-fold CV, docs/studies/damic.md),
 a small network on these numbers separates electrons from muons better than
 the CNN on the image does.
 """
@@ -66,7 +66,7 @@ def segment_features(d: np.ndarray, w: np.ndarray, axis: np.ndarray, along: np.n
     steadily from the shallow end to the deep one (diffusion grows with depth); an electron stops at one depth
     and scatters, so its stretches turn and their widths vary unevenly. On eVSmu_tr1 (5-fold CV, copies kept in
     one fold) they raised the default blend's worst-seed accuracy from 92.81 to 93.44 %, AUC 0.973 to 0.979
-    (docs/damic.md).
+    (docs/studies/damic.md).
     """
     edges = np.quantile(along, np.linspace(0, 1, SEGMENTS + 1))
     widths, alignment, middle = [], [], []
@@ -96,7 +96,7 @@ def ridge_features(w: np.ndarray, along: np.ndarray, across: np.ndarray) -> list
     the muons of 50-300 keV that a vertical crossing leaves, most of the blend's muons called electrons. Sliced
     from either end and averaged, so that a flipped track gives the same numbers. On eVSmu_tr1 (grouped CV of
     boosted trees on the 80 % outside ``damic_cv.py --holdout``, 5 fold seeds) they raised accuracy 94.00 ->
-    94.78 %, AUC 0.9830 -> 0.9855 (docs/damic.md).
+    94.78 %, AUC 0.9830 -> 0.9855 (docs/studies/damic.md).
     """
     def one_way(a):
         slices = np.floor(a - a.min()).astype(int)

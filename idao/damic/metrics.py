@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from ..metrics import binary_auc
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -17,10 +19,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def one_vs_rest_auc(label: np.ndarray, probs: np.ndarray, j: int) -> float:
-    positive = label == j
-    if positive.all() or not positive.any():
-        return float("nan")
-    return float(roc_auc_score(positive, probs[:, j]))
+    return binary_auc(label == j, probs[:, j])
 
 
 def classification_metrics(label: np.ndarray, probs: np.ndarray, classes) -> dict:

@@ -90,7 +90,7 @@ register_model("track_features")(FeatureMLP)
 
 
 class TrackTrees(BoostedTrees):
-    """Boosted trees on the physics features (the best AUC on eVSmu_tr1, docs/damic.md); its box is the
+    """Boosted trees on the physics features (the best AUC on eVSmu_tr1, docs/studies/damic.md); its box is the
     track finder's own (the centred crop the features were measured on), passed in beside the features."""
 
     def __init__(self, num_outputs: int, drop_rate: float = 0.0):
@@ -106,7 +106,7 @@ register_model(TREES)(TrackTrees)
 
 class TrackBlend(torch.nn.Module):
     """``track_features`` and ``track_trees`` together: the mean of their class probabilities (as logits), the
-    network's box. The trees rank electrons and muons better, the network is better calibrated (docs/damic.md);
+    network's box. The trees rank electrons and muons better, the network is better calibrated (docs/studies/damic.md);
     their average does better than either. Both parts are ordinary state-dict entries of one checkpoint."""
 
     def __init__(self, num_outputs: int, drop_rate: float = 0.0):

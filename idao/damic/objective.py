@@ -45,6 +45,7 @@ class TrackObjective:
     feature_std: tuple[float, ...] = ()
 
     metric_name = "log-loss"
+    higher_is_better = False
 
     def __post_init__(self):  # a checkpoint of a version that measured other features cannot be fed these
         if self.feature_mean and len(self.feature_mean) != len(FEATURE_NAMES):
@@ -178,8 +179,6 @@ class TrackObjective:
         p = pred[np.arange(len(data)), data.label]
         return float(-np.mean(np.log(np.clip(p, 1e-7, 1.0))))
 
-    def better(self, new: float, best: float | None) -> bool:
-        return best is None or new < best
 
 
 def fit_window(data: Events, bin_factor: int) -> tuple[int, int]:

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ..atomic import write_csv, write_text
-from ..checkpoint import load_checkpoint, remember_training
+from ..atomic import write_text
+from ..checkpoint import check_checkpoint, load_checkpoint
+from ..config import split_list
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs, save_fitted
 from ..errors import ConfigError, DataError
-from ..models import build_model, check_model_name
-from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules, check_writable_dir
-from ..reporting import load_histories, plot_learning_curves, write_report
-from ..runtime import make_runtime, training_runtime
+from ..models import build_model, check_model
+from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
+from ..reporting import load_histories, plot_learning_curves
+from ..runtime import training_runtime
 from ..splits import split_keeping_copies
+from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
 from .objective import TrackObjective, fit_feature_stats, fit_stats, fit_window
@@ -46,7 +48,7 @@ RULES = {  # beside the defaults in config.ini; see idao/schema.py
 
 
 def names(text: str, key: str) -> tuple[str, ...]:
-    items = tuple(t.strip() for t in str(text).split(",") if t.strip())
+    items = tuple(split_list(text))
     if not items:
         raise ConfigError(f"damic.{key} is empty")
     return items
@@ -77,14 +79,10 @@ def compat_settings(cfg) -> dict:
     return {"damic": {k: getattr(cfg.damic, k) for k in COMPAT_KEYS}}
 
 
-def sources(text) -> list[str]:
-    return [s.strip() for s in str(text).split(",") if s.strip()]
-
-
 def load_events(text, dcfg, labelled: bool = True, classes: tuple[str, ...] | None = None,
                 verbose: bool = True) -> Events:
     """All events of the comma-separated sources in ``text``; with ``classes``, only those (the rest counted)."""
-    parts = [read_events(s, names(dcfg.packed_labels, "packed_labels"), labelled) for s in sources(text)]
+    parts = [read_events(s, names(dcfg.packed_labels, "packed_labels"), labelled) for s in split_list(text)]
     if not parts:
         raise ConfigError("no DAMIC data to read: damic.train / damic.test is empty")
     events = concat(parts)
@@ -101,7 +99,7 @@ def load_events(text, dcfg, labelled: bool = True, classes: tuple[str, ...] | No
 
 def ensure_data(dcfg) -> Path | None:
     """With no data at ``damic.train`` and ``simulate_events`` > 0, simulate a train/ and test/ pair first."""
-    train = Path(sources(dcfg.train)[0]) if sources(dcfg.train) else None
+    train = Path(split_list(dcfg.train)[0]) if split_list(dcfg.train) else None
     if train is None or train.exists() or dcfg.simulate_events <= 0:
         return train
     from .simulate import simulate_dataset
@@ -246,7 +244,7 @@ def fit_blend(cfg, settings: ModelSettings, objective: TrackObjective, train: Ev
     with main_process_first(rt.dist):  # under torchrun only rank 0 writes the network's checkpoint
         model.network.load_state_dict(load_checkpoint(run.path(f"{MODEL}_network", "best"))["model"])
     model.trees.load_state_dict(trees.state_dict())
-    losses = [objective.metric(objective.predict(predict_outputs(model, objective, d, 256, rt)), d) for d in (train, val)]
+    losses = [objective.metric(objective.predict(predict_outputs(model, objective, d, rt)), d) for d in (train, val)]
     history = [dict(epoch=0, train_loss=losses[0], val_metric=losses[1])]
     summary = save_fitted(MODEL, settings, model, objective, history, rt, run)
     if rt.dist.main:
@@ -282,10 +280,11 @@ def frame_boxes(objective: TrackObjective, events: Events, box_fraction: np.ndar
     return np.column_stack([origin + px[:, :2], px[:, 2:]])
 
 
-def predictions(model, objective: TrackObjective, events: Events, rt, batch_size: int = 256,
-                priors: np.ndarray | str | None = None) -> pd.DataFrame:
-    """One row per event: id, class probabilities (for the test ``priors`` when given), predicted class, box."""
-    pred = objective.predict(predict_outputs(model, objective, events, batch_size, rt))
+def predictions(model, objective: TrackObjective, events: Events, rt,
+                priors: np.ndarray | str | None = None) -> tuple[pd.DataFrame, str | None]:
+    """One row per event: id, class probabilities (for the test ``priors`` when given), predicted class, box;
+    and, for ``damic.test_priors = auto``, the line that says which priors were estimated."""
+    pred = objective.predict(predict_outputs(model, objective, events, rt))
     n = len(objective.classes)
     resolved, estimated = resolve_priors(pred[:, :n], objective.class_fractions, priors), None
     if resolved is not priors:  # estimated from these events
@@ -294,37 +293,30 @@ def predictions(model, objective: TrackObjective, events: Events, rt, batch_size
         print(estimated)
     pred[:, :n] = with_priors(pred[:, :n], objective.class_fractions, resolved)
     table = pd.DataFrame({"id": events.ids})
-    table.attrs["estimated_priors"] = estimated  # recorded beside the CSV by ``generate``
     for j, c in enumerate(objective.classes):
         table[f"p_{c}"] = pred[:, j]
     table["predicted"] = np.array(objective.classes)[pred[:, :n].argmax(1)]
     box = frame_boxes(objective, events, pred[:, n:])
     for j, col in enumerate(BOX_COLUMNS):
         table[col] = box[:, j]
-    return table
+    return table, estimated
 
 
 BOX_COLUMNS = ("box_row", "box_col", "box_height", "box_width")
 
 
-def generate(cfg) -> pd.DataFrame:
-    """Predict every event of ``damic.test`` and write the predictions CSV atomically, config beside it."""
-    if not sources(cfg.damic.test):
-        raise ConfigError("damic.test is empty: name the files or folders to predict")
-    rt = make_runtime(cfg.train)
+def predict(cfg, rt) -> Predictions:
+    """Every event of ``damic.test``: class probabilities (summing to 1), predicted class, box."""
     model, objective = load_model(cfg, rt)
     events = load_events(cfg.damic.test, cfg.damic, labelled=False)
-    table = predictions(model, objective, events, rt, priors=parse_priors(cfg.damic.test_priors, objective.classes))
+    table, estimated = predictions(model, objective, events, rt,
+                                   parse_priors(cfg.damic.test_priors, objective.classes))
     probs = table[[f"p_{c}" for c in objective.classes]].to_numpy()
-    if not np.isfinite(table[list(BOX_COLUMNS)].to_numpy()).all() or not np.allclose(probs.sum(1), 1, atol=1e-4):
-        raise DataError("predictions are not finite probabilities and boxes; refusing to write them")
-    out = Path(cfg.section("damic.output").predictions)
-    write_csv(table, out, float_format="%.6g")
-    estimated = table.attrs.get("estimated_priors")
-    write_text(out.with_suffix(".config.ini"), cfg.to_ini() + (f"\n; {estimated}\n" if estimated else ""))
+    if not np.allclose(probs.sum(1), 1, atol=1e-4):
+        raise DataError("predicted class probabilities do not sum to 1; refusing to write them")
     counts = ", ".join(f"{c} {n}" for c, n in table["predicted"].value_counts().items())
-    print(f"wrote {out}: {len(table)} events (predicted {counts})")
-    return table
+    return Predictions(table, f"{len(table)} events (predicted {counts})", float_format="%.6g",
+                       notes=[estimated] if estimated else [])
 
 
 def track_result(objective: TrackObjective, events: Events, table: pd.DataFrame) -> TrackResult:
@@ -338,14 +330,14 @@ def track_result(objective: TrackObjective, events: Events, table: pd.DataFrame)
 def test_results(cfg, objective: TrackObjective) -> dict:
     """Labelled test sources scored from the predictions CSV itself (what a user would hand on)."""
     out = Path(cfg.section("damic.output").predictions)
-    if not out.exists() or not sources(cfg.damic.test):
+    if not out.exists() or not split_list(cfg.damic.test):
         return {}
     table = pd.read_csv(out, dtype={"id": str})
     missing = [c for c in ["id", *(f"p_{c}" for c in objective.classes), *BOX_COLUMNS] if c not in table.columns]
     if missing:
         raise DataError(f"{out}: columns {missing} missing; it was not written for classes {','.join(objective.classes)}")
     results = {}
-    for source in sources(cfg.damic.test):
+    for source in split_list(cfg.damic.test):
         events, _ = read_events(source, names(cfg.damic.packed_labels, "packed_labels"), labelled=False).select(objective.classes)
         if len(events) == 0:
             continue  # unlabelled data
@@ -384,15 +376,12 @@ def format_log(metrics: dict, note: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(cfg) -> dict:
-    folder = Path(cfg.section("damic.output").results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    rt = make_runtime(cfg.train)
+def evaluate(cfg, rt, folder: Path) -> Report:
     run = RunSettings.from_config(cfg, NAME)
     model, objective = load_model(cfg, rt, run)
     events, _, val_idx = prepare(cfg, rt, simulate=False)
     val = events.subset(val_idx)
-    results = {"validation": track_result(objective, val, predictions(model, objective, val, rt))}
+    results = {"validation": track_result(objective, val, predictions(model, objective, val, rt)[0])}
     tests = test_results(cfg, objective)
     results.update(tests)
     note = (f"test sets scored from {cfg.section('damic.output').predictions}"
@@ -417,63 +406,56 @@ def report(cfg) -> dict:
     tables += [(f"{n}: per class", ["class", "precision", "recall", "F1", "support", "AUC"],
                 [[c, v["precision"], v["recall"], v["f1"], v["support"], v["auc"]] for c, v in m["per_class"].items()])
                for n, m in metrics.items()]
-    write_report(folder, log_text, dict(classes=list(objective.classes), metrics=metrics), cfg.to_ini(), images,
-                 "idao report: DAMIC-M tracks", rt.provenance(), headline, "", tables)
-    print(log_text, end="")
-    print(f"report: {folder / 'index.html'}")
-    return metrics
+    return Report("idao report: DAMIC-M tracks", headline, log_text, dict(classes=list(objective.classes), metrics=metrics),
+                  images, tables, returned=metrics)
 
 
-class DamicTask:
+class DamicTask(TaskDefaults):
     name = NAME
     sections = ("damic", "damic.model", "damic.output")
     models = (MODEL,)
     path_keys = ("damic.train", "damic.test", "damic.output.predictions", "damic.output.results_dir")
+    predictions_key = "damic.output.predictions"
+    results_key = "damic.output.results_dir"
+    remembered = REMEMBERED
+    must_match = tuple(f"damic.{k}" for k in COMPAT_KEYS) + ("damic.packed_labels",)
 
-    def check(self, cfg, job: str) -> None:
+    def check(self, cfg) -> None:
         check_rules(cfg, RULES, ("damic.model",))
         dcfg, mcfg = cfg.damic, model_section(cfg)
-        model_classes(dcfg)
+        classes = model_classes(dcfg)
         names(dcfg.packed_labels, "packed_labels")
         parse_window(dcfg.window, dcfg.bin)
-        check_model_name(mcfg.model)
-        run = RunSettings.from_config(cfg, NAME)
-        if job != "train":  # runs that remember: the settings the checkpoint was trained with
-            remember_training(cfg, run.path(MODEL, "best"), REMEMBERED,
-                              must_match=[f"damic.{k}" for k in COMPAT_KEYS] + ["damic.packed_labels"])
-            dcfg, mcfg = cfg.damic, model_section(cfg)
-        parse_priors(dcfg.test_priors, model_classes(dcfg))
-        if job == "train":
-            train = sources(dcfg.train)
-            if not train:
-                raise ConfigError("damic.train is empty: name the training files or folders")
-            for source in train:
-                if Path(source).exists() or dcfg.simulate_events <= 0:
-                    check_readable(source, "damic.train")
-            check_writable_dir(run.checkpoint_dir, "train.checkpoint_dir")
-        else:
-            check_readable(run.path(MODEL, "best"), "train.checkpoint_dir", "checkpoint (run train.py first)")
-        out = cfg.section("damic.output")
-        if job == "generate":
-            for source in sources(dcfg.test):
-                check_readable(source, "damic.test")
-            check_writable_dir(Path(out.predictions).parent, "damic.output.predictions")
-        if job == "report":
-            for source in sources(dcfg.train):
-                check_readable(source, "damic.train (report.py scores the data the model trained on)")
-            check_writable_dir(out.results_dir, "damic.output.results_dir")
+        check_model(mcfg, "damic.model")
+        if mcfg.model == TREES and any(cfg.is_set(f"damic.model.{k}") for k in ("epochs", "lr", "batch_size")):
+            raise ConfigError(f"damic.model.epochs / lr / batch_size do not apply to {TREES} (boosted trees); set "
+                              "damic.model.tree_rounds / damic.model.tree_lr instead")
+        parse_priors(dcfg.test_priors, classes)
 
-    def ensure_data(self, cfg) -> Path | None:
-        return ensure_data(cfg.damic)
+    def check_train(self, cfg) -> None:
+        dcfg = cfg.damic
+        if not split_list(dcfg.train):
+            raise ConfigError("damic.train is empty: name the training files or folders")
+        for source in split_list(dcfg.train):
+            if Path(source).exists() or dcfg.simulate_events <= 0:
+                check_readable(source, "damic.train")
 
-    def train(self, cfg, only: str | None = None) -> list[dict]:
-        return train(cfg)
+    def check_generate(self, cfg) -> None:
+        check_checkpoint(self.checkpoint(cfg))
+        if not split_list(cfg.damic.test):
+            raise ConfigError("damic.test is empty: name the files or folders to predict")
+        for source in split_list(cfg.damic.test):
+            check_readable(source, "damic.test")
 
-    def generate(self, cfg):
-        return generate(cfg)
+    def check_report(self, cfg) -> None:
+        check_checkpoint(self.checkpoint(cfg))
+        for source in split_list(cfg.damic.train):
+            check_readable(source, "damic.train (report.py scores the data the model trained on)")
 
-    def report(self, cfg) -> dict:
-        return report(cfg)
+    ensure_data = staticmethod(lambda cfg: ensure_data(cfg.damic))
+    train = staticmethod(lambda cfg, only=None: train(cfg))  # one model: ``only`` can only name it
+    predict = staticmethod(predict)
+    evaluate = staticmethod(evaluate)
 
 
 TASK = DamicTask()

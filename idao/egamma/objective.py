@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 
 from . import models  # noqa: F401  (registers egamma_cnn, resnet15)
 from ..errors import DataError
+from ..metrics import binary_auc
 from .io import ImageSet
 
 
@@ -38,6 +38,7 @@ class EgammaObjective:
     in_chans: int = 2
 
     metric_name = "AUC"
+    higher_is_better = True
     num_outputs = 1
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -80,11 +81,7 @@ class EgammaObjective:
         return 1.0 / (1.0 + np.exp(-out.astype(np.float64)))
 
     def metric(self, pred: np.ndarray, data: ImageSet) -> float:
-        y = data.label
-        return float(roc_auc_score(y, pred)) if 0 < y.mean() < 1 else float("nan")
-
-    def better(self, new: float, best: float | None) -> bool:
-        return best is None or (math.isfinite(new) and new > best)
+        return binary_auc(data.label == 1, pred)
 
 
 def fit_channel_stats(data: ImageSet, energy_threshold: float = 0.0,

@@ -23,7 +23,7 @@ columns = phi (the magnetic bending direction):
 
 Energy: pT 50 GeV at |eta| < 1.4 (E = pT cosh eta). The defaults make the task
 about as hard as the real one (a ResNet-15 reaches ROC-AUC ~0.8; public results
-on the real files: 0.80 at best): see docs/egamma.md for how that was judged.
+on the real files: 0.80 at best): see docs/studies/egamma.md for how that was judged.
 """
 from __future__ import annotations
 

@@ -13,18 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
-from ..atomic import building_dir, write_csv, write_text
-from ..checkpoint import remember_training
+from ..atomic import building_dir, write_text
+from ..checkpoint import check_checkpoint
+from ..config import split_list
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import ConfigError, DataError
-from ..models import check_model_name
-from ..reporting import load_histories, write_report
+from ..metrics import binary_auc
+from ..models import check_model
+from ..reporting import load_histories
 from ..runtime import make_runtime, training_runtime
 from ..schema import COUNT, FRACTION, NON_NEGATIVE, check_readable, check_rules, check_writable_dir
 from ..splits import stratified_split
+from ..tasks import Predictions, Report, TaskDefaults
 from .export import export
 from .io import ImageSet, expand, open_h5, read_images
 from .objective import EgammaObjective, fit_channel_stats
@@ -50,7 +52,7 @@ def output_section(cfg):
 
 def ensure_data(ecfg) -> None:
     """With nothing at ``egamma.train`` (one folder) and ``simulate_events`` > 0, simulate the two files there."""
-    parts = [p.strip() for p in str(ecfg.train).split(",") if p.strip()]
+    parts = split_list(ecfg.train)
     if len(parts) != 1 or Path(parts[0]).exists() or ecfg.simulate_events <= 0:
         return
     from .simulate import simulate_dataset
@@ -127,19 +129,12 @@ def to_predict(cfg, prepared=None) -> ImageSet:
     return data.subset(test_idx)
 
 
-def generate(cfg) -> pd.DataFrame:
-    rt = make_runtime(cfg.train)
+def predict(cfg, rt) -> Predictions:
     model, objective = load_model(cfg, rt)
     data = to_predict(cfg)
-    p = objective.predict(predict_outputs(model, objective, data, 1024, rt))
-    if not np.isfinite(p).all():
-        raise DataError("predictions are not finite; refusing to write them")
-    table = pd.DataFrame({"id": data.ids, "p_electron": p})
-    out = Path(output_section(cfg).predictions)
-    write_csv(table, out, float_format="%.6g")
-    write_text(out.with_suffix(".config.ini"), cfg.to_ini())
-    print(f"wrote {out}: {len(table)} images, {np.mean(p > 0.5):.1%} called electrons")
-    return table
+    p = objective.predict(predict_outputs(model, objective, data, rt))
+    return Predictions(pd.DataFrame({"id": data.ids, "p_electron": p}),
+                       f"{len(p)} images, {np.mean(p > 0.5):.1%} called electrons", float_format="%.6g")
 
 
 def bootstrap_auc(y: np.ndarray, p: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
@@ -148,13 +143,13 @@ def bootstrap_auc(y: np.ndarray, p: np.ndarray, n: int, seed: int = 0) -> tuple[
     values = []
     for _ in range(n):
         i = rng.integers(0, len(y), len(y))
-        if 0 < y[i].mean() < 1:
-            values.append(roc_auc_score(y[i], p[i]))
+        values.append(binary_auc(y[i] == 1, p[i]))
+    values = [v for v in values if np.isfinite(v)]  # a resample of one class has no AUC
     return (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if values else (np.nan, np.nan)
 
 
 def summarize(y: np.ndarray, p: np.ndarray, resamples: int) -> dict:
-    auc = float(roc_auc_score(y, p)) if 0 < y.mean() < 1 else float("nan")
+    auc = binary_auc(y == 1, p)
     low, high = bootstrap_auc(y, p, resamples)
     return dict(n=int(len(y)), auc=auc, auc_ci95=[low, high], accuracy=float(np.mean((p > 0.5) == (y == 1))),
                 electron_efficiency=float(np.mean(p[y == 1] > 0.5)), photon_rejection=float(np.mean(p[y == 0] <= 0.5)))
@@ -175,16 +170,13 @@ def test_result(cfg, prepared) -> tuple[np.ndarray, np.ndarray] | None:
     return data.label, table["p_electron"].to_numpy(float)
 
 
-def report(cfg) -> dict:
-    folder = Path(output_section(cfg).results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    rt = make_runtime(cfg.train)
+def evaluate(cfg, rt, folder: Path) -> Report:
     run = RunSettings.from_config(cfg, NAME)
     model, objective = load_model(cfg, rt, run)
     prepared = prepare(cfg, rt, simulate=False)
     data, (_, val_idx, _) = prepared
     val = data.subset(val_idx)
-    results = {"validation": (val.label, objective.predict(predict_outputs(model, objective, val, 1024, rt)))}
+    results = {"validation": (val.label, objective.predict(predict_outputs(model, objective, val, rt)))}
     test = test_result(cfg, prepared)
     if test is not None:
         results["test"] = test
@@ -221,60 +213,51 @@ def report(cfg) -> dict:
                [[h["epoch"] + 1, h["train_loss"], h.get("train_accuracy"), h.get("val_loss"), h.get("val_accuracy"),
                  h["val_metric"]] for h in history])]
     banner = "SIMULATED DATA (idao.egamma.simulate): not the real calorimeter files" if is_simulated(data) else ""
-    write_report(folder, log_text, metrics, cfg.to_ini(), images, "idao report: calorimeter electron vs photon",
-                 rt.provenance(), headline, banner, tables)
-    print(log_text, end="")
-    print(f"report: {folder / 'index.html'}")
-    return metrics
+    return Report("idao report: calorimeter electron vs photon", headline, log_text, metrics, images, tables, banner)
 
 
-class EgammaTask:
+class EgammaTask(TaskDefaults):
     name = NAME
     sections = ("egamma", "egamma.model", "egamma.output")
     models = (MODEL,)
     path_keys = ("egamma.train", "egamma.test", "egamma.output.predictions", "egamma.output.results_dir",
                  "egamma.output.export")
+    predictions_key = "egamma.output.predictions"
+    results_key = "egamma.output.results_dir"
+    remembered = REMEMBERED
+    must_match = ("egamma.model.model",)
 
-    def check(self, cfg, job: str) -> None:
+    def check(self, cfg) -> None:
         check_rules(cfg, RULES, ("egamma.model",))
-        ecfg, out = cfg.egamma, output_section(cfg)
+        ecfg = cfg.egamma
         if ecfg.val_fraction + ecfg.test_fraction >= 1:
             raise ConfigError(f"egamma.val_fraction + egamma.test_fraction = {ecfg.val_fraction + ecfg.test_fraction}: "
                               "expected below 1 (something must be left to train on)")
-        check_model_name(model_section(cfg).model)
-        run = RunSettings.from_config(cfg, NAME)
-        if job == "train":
-            parts = [p.strip() for p in str(ecfg.train).split(",") if p.strip()]
-            if not parts:
-                raise ConfigError("egamma.train is empty: name the HDF5 files or folders to train on")
-            if not (len(parts) == 1 and not Path(parts[0]).exists() and ecfg.simulate_events > 0):
-                for p in parts:
-                    check_readable(p, "egamma.train")
-                expand(ecfg.train)
-            check_writable_dir(run.checkpoint_dir, "train.checkpoint_dir")
-            check_writable_dir(Path(out.export).parent, "egamma.output.export")
-            return
-        remember_training(cfg, run.path(MODEL, "best"), REMEMBERED, must_match=["egamma.model.model"])
-        for p in str(ecfg.train).split(","):
-            check_readable(p.strip(), "egamma.train (the held-out splits come from it)")
-        if str(ecfg.test).strip():
-            expand(ecfg.test)
-        if job == "generate":
-            check_writable_dir(Path(out.predictions).parent, "egamma.output.predictions")
-        else:
-            check_writable_dir(out.results_dir, "egamma.output.results_dir")
+        check_model(model_section(cfg), "egamma.model")
 
-    def ensure_data(self, cfg) -> None:
-        return ensure_data(cfg.egamma)
+    def check_train(self, cfg) -> None:
+        ecfg, parts = cfg.egamma, split_list(cfg.egamma.train)
+        if not parts:
+            raise ConfigError("egamma.train is empty: name the HDF5 files or folders to train on")
+        if not (len(parts) == 1 and not Path(parts[0]).exists() and ecfg.simulate_events > 0):
+            for p in parts:
+                check_readable(p, "egamma.train")
+            expand(ecfg.train)
+        check_writable_dir(Path(output_section(cfg).export).parent, "egamma.output.export")
 
-    def train(self, cfg, only: str | None = None) -> list[dict]:
-        return train(cfg)
+    def check_generate(self, cfg) -> None:
+        check_checkpoint(self.checkpoint(cfg))
+        for p in split_list(cfg.egamma.train):
+            check_readable(p, "egamma.train (the held-out splits come from it)")
+        if str(cfg.egamma.test).strip():
+            expand(cfg.egamma.test)
 
-    def generate(self, cfg):
-        return generate(cfg)
+    check_report = check_generate  # the same inputs: the model, the training files' splits, the test files
 
-    def report(self, cfg) -> dict:
-        return report(cfg)
+    ensure_data = staticmethod(lambda cfg: ensure_data(cfg.egamma))
+    train = staticmethod(lambda cfg, only=None: train(cfg))  # one model: ``only`` can only name it
+    predict = staticmethod(predict)
+    evaluate = staticmethod(evaluate)
 
 
 TASK = EgammaTask()

@@ -43,6 +43,7 @@ class DirectionObjective:
     max_pulses: int = 64
 
     metric_name = "mean angular error (rad)"
+    higher_is_better = False
     num_outputs = 3
 
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -86,5 +87,3 @@ class DirectionObjective:
     def metric(self, pred: np.ndarray, data: PulseSet) -> float:
         return float(angular_error(pred, data.direction).mean())
 
-    def better(self, new: float, best: float | None) -> bool:
-        return best is None or (math.isfinite(new) and new < best)

@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_csv, write_text
-from ..checkpoint import remember_training
+from ..atomic import write_text
+from ..checkpoint import check_checkpoint
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import DataError
-from ..models import check_model_name
-from ..reporting import load_histories, plot_learning_curves, write_report
-from ..runtime import make_runtime, training_runtime
-from ..schema import COUNT, FRACTION, NON_NEGATIVE, Choice, check_readable, check_rules, check_writable_dir
+from ..models import check_model
+from ..reporting import load_histories, plot_learning_curves
+from ..runtime import training_runtime
+from ..schema import COUNT, FRACTION, NON_NEGATIVE, Choice, check_readable, check_rules
 from ..splits import stratified_split
+from ..tasks import Predictions, Report, TaskDefaults
 from .io import PulseSet, angles_of, angular_error, direction_of, read_split, with_test_truth
 from .linefit import line_fit_all
 from .objective import DirectionObjective
@@ -36,6 +37,12 @@ RULES = {"icecube.simulate_events": NON_NEGATIVE, "icecube.simulate_seed": NON_N
          "icecube.cache_files": COUNT, "icecube.method": Choice(("model", "linefit"))}
 REMEMBERED = ("icecube.root", "icecube.max_files", "icecube.val_fraction", "icecube.max_pulses", "train.seed",
               "icecube.model.model")
+
+
+def check_files(root, split: str) -> None:
+    """The Kaggle layout's files for ``split`` (train or test) under ``root``."""
+    for part in (split, f"{split}_meta.parquet", "sensor_geometry.csv"):
+        check_readable(Path(root) / part, "icecube.root")
 
 
 def model_section(cfg):
@@ -91,28 +98,22 @@ def load_model(cfg, rt, run: RunSettings | None = None):
 def model_directions(model, objective, data: PulseSet, rt) -> np.ndarray:
     order = np.argsort(data.file, kind="stable")  # one batch file at a time
     out = np.zeros((len(data), 3))
-    out[order] = objective.predict(predict_outputs(model, objective, data, 256, rt, order))
+    out[order] = objective.predict(predict_outputs(model, objective, data, rt, order))
     return out
 
 
-def generate(cfg) -> pd.DataFrame:
+def predict(cfg, rt) -> Predictions:
+    """``event_id,azimuth,zenith`` of every test event, from the network or the line fit (``icecube.method``)."""
     icfg = cfg.icecube
     data = read_split(icfg.root, "test", labelled=False, cache_files=icfg.cache_files)
     if icfg.method == "linefit":
         direction = line_fit_all(data)
     else:
-        rt = make_runtime(cfg.train)
         model, objective = load_model(cfg, rt)
         direction = model_directions(model, objective, data, rt)
     azimuth, zenith = angles_of(direction)
     table = pd.DataFrame({"event_id": data.event_id, "azimuth": azimuth, "zenith": zenith})
-    if not np.isfinite(table[["azimuth", "zenith"]].to_numpy()).all():
-        raise DataError("predicted directions are not finite; refusing to write them")
-    out = Path(output_section(cfg).submission)
-    write_csv(table, out, float_format="%.6f")
-    write_text(out.with_suffix(".config.ini"), cfg.to_ini())
-    print(f"wrote {out}: {len(table)} events ({icfg.method})")
-    return table
+    return Predictions(table, f"{len(table)} events ({icfg.method})", float_format="%.6f")
 
 
 def summarize(true: np.ndarray, pred: np.ndarray, line: np.ndarray, err: np.ndarray, err_line: np.ndarray,
@@ -130,10 +131,7 @@ def summarize(true: np.ndarray, pred: np.ndarray, line: np.ndarray, err: np.ndar
     return m
 
 
-def report(cfg) -> dict:
-    folder = Path(output_section(cfg).results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    rt = make_runtime(cfg.train)
+def evaluate(cfg, rt, folder: Path) -> Report:
     run = RunSettings.from_config(cfg, NAME)
     model, objective = load_model(cfg, rt, run)
     data, _, val_idx = prepare(cfg, rt, simulate=False)
@@ -181,50 +179,42 @@ def report(cfg) -> dict:
                 [[k, t["n"], t["mean_angular_error"], t["linefit"]] for k, t in v["by_event_type"].items()])
                for n, v in metrics.items() if "by_event_type" in v]
     banner = "SIMULATED DATA (idao.icecube.simulate)" if "event_type" in data.extra else ""
-    write_report(folder, log_text, metrics, cfg.to_ini(), images, "idao report: IceCube neutrino directions",
-                 rt.provenance(), headline, banner, tables)
-    print(log_text, end="")
-    print(f"report: {folder / 'index.html'}")
-    return metrics
+    return Report("idao report: IceCube neutrino directions", headline, log_text, metrics, images, tables, banner)
 
 
-class IceCubeTask:
+class IceCubeTask(TaskDefaults):
     name = NAME
     sections = ("icecube", "icecube.model", "icecube.output")
     models = (MODEL,)
     path_keys = ("icecube.root", "icecube.output.submission", "icecube.output.results_dir")
+    predictions_key = "icecube.output.submission"
+    results_key = "icecube.output.results_dir"
+    remembered = REMEMBERED
+    must_match = ("icecube.max_pulses",)
 
-    def check(self, cfg, job: str) -> None:
+    def check(self, cfg) -> None:
         check_rules(cfg, RULES, ("icecube.model",))
-        check_model_name(model_section(cfg).model)
-        icfg, out = cfg.icecube, output_section(cfg)
-        run = RunSettings.from_config(cfg, NAME)
-        if job == "train":
-            if Path(icfg.root).exists() or icfg.simulate_events <= 0:
-                for part in ("train", "train_meta.parquet", "sensor_geometry.csv"):
-                    check_readable(Path(icfg.root) / part, "icecube.root")
-            check_writable_dir(run.checkpoint_dir, "train.checkpoint_dir")
-            return
-        if job == "report" or icfg.method == "model":
-            remember_training(cfg, run.path(MODEL, "best"), REMEMBERED, must_match=["icecube.max_pulses"])
-        for part in ("test", "test_meta.parquet", "sensor_geometry.csv"):
-            check_readable(Path(icfg.root) / part, "icecube.root")
-        if job == "generate":
-            check_writable_dir(Path(out.submission).parent, "icecube.output.submission")
-        else:
-            check_writable_dir(out.results_dir, "icecube.output.results_dir")
+        check_model(model_section(cfg), "icecube.model")
 
-    def ensure_data(self, cfg) -> None:
-        return ensure_data(cfg.icecube)
+    def check_train(self, cfg) -> None:
+        icfg = cfg.icecube
+        if Path(icfg.root).exists() or icfg.simulate_events <= 0:
+            check_files(icfg.root, "train")
 
-    def train(self, cfg, only: str | None = None) -> list[dict]:
-        return train(cfg)
+    def check_generate(self, cfg) -> None:
+        if cfg.icecube.method == "model":
+            check_checkpoint(self.checkpoint(cfg))
+        check_files(cfg.icecube.root, "test")
 
-    def generate(self, cfg):
-        return generate(cfg)
+    def check_report(self, cfg) -> None:
+        check_checkpoint(self.checkpoint(cfg))
+        check_files(cfg.icecube.root, "train")  # the validation split
+        check_files(cfg.icecube.root, "test")
 
-    def report(self, cfg) -> dict:
-        return report(cfg)
+    ensure_data = staticmethod(lambda cfg: ensure_data(cfg.icecube))
+    train = staticmethod(lambda cfg, only=None: train(cfg))  # one model: ``only`` can only name it
+    predict = staticmethod(predict)
+    evaluate = staticmethod(evaluate)
 
 
 TASK = IceCubeTask()

@@ -359,6 +359,10 @@ def test_fitted_models_through_the_three_scripts(damic_run, tmp_path, model):
     args = [a for a in args if not a.startswith(("train.checkpoint_dir", "damic.output.", "damic.model.model"))]
     args += [f"train.checkpoint_dir={tmp_path / 'ck'}", f"damic.output.predictions={tmp_path / 'pred.csv'}",
              f"damic.output.results_dir={tmp_path}", f"damic.model.model={model}", "damic.model.tree_rounds=40"]
+    if model == "track_trees":  # the trees have rounds, not epochs: a network's setting is refused, not ignored
+        proc = run("train.py", *args, check=False)
+        assert proc.returncode == 2 and "damic.model.epochs / lr / batch_size do not apply to track_trees" in proc.stderr
+        args = [a for a in args if not a.startswith(("damic.model.epochs", "damic.model.lr", "damic.model.batch_size"))]
     out = run("train.py", *args).stdout
     assert "boosting rounds" in out
     run("generate_submission.py", *args)
