@@ -17,15 +17,13 @@ import resource
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from common import decode_floor, publish, score_predictions, score_submission, test_paths
 from idao.cygno.cache import decode_crops
-from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples, train_samples
-from idao.cygno.images import read_image
-from idao.cygno.metrics import summarize
+from idao.cygno.dataset import train_samples
 from idao.cygno.simulate import simulate_dataset
 
 WORKERS = os.cpu_count() or 1
@@ -37,38 +35,18 @@ def _peak_mb() -> float:
     return max(own, kids) / 1024
 
 
-def _test_truth(root: Path):
-    labels = read_labels(root)
-    out = {}
-    for split in TEST_SPLITS:
-        samples = split_samples(root, split)
-        out[split] = (samples, np.array([labels[s.id][0] == "ER" for s in samples]),
-                      np.array([labels[s.id][1] for s in samples]))
-    return out
-
-
-def _scores(root: Path, predict) -> dict:
-    """predict(split, samples) -> (score, energy); summarised per test split."""
-    out = {}
-    for split, (samples, is_er, energy) in _test_truth(root).items():
-        score, pred = predict(split, samples)
-        out[split] = summarize(is_er, energy, score, pred)
-    return out
-
-
-def run_idao(root: Path, work: Path, seed: int) -> dict:
+def run_idao(root: Path, work: Path, seed: int, overrides=()) -> dict:
     from idao.jobs import run_job
 
     overrides = [f"data.root={root}", "data.cache_dir=", f"train.seed={seed}", f"train.checkpoint_dir={work / 'ck'}",
-                 "train.progress=false", f"submission.output={work / 'submission.csv'}"]
+                 "train.progress=false", f"submission.output={work / 'submission.csv'}", *overrides]
     t = time.perf_counter()
     run_job("train", overrides)
     train_s = time.perf_counter() - t
     t = time.perf_counter()
     sub = run_job("generate", overrides).set_index("id")
     submit_s = time.perf_counter() - t
-    metrics = _scores(root, lambda split, samples: (sub.loc[[s.id for s in samples]].iloc[:, 0].to_numpy(),
-                                                    sub.loc[[s.id for s in samples]].iloc[:, 1].to_numpy()))
+    metrics = score_submission(root, sub)
     return dict(train_s=train_s, submit_s=submit_s, metrics=metrics, peak_mb=_peak_mb())
 
 
@@ -93,7 +71,7 @@ def run_baseline(root: Path, work: Path, seed: int) -> dict:
         timing[split] = time.perf_counter() - t0
         return score, energy_pred
 
-    metrics = _scores(root, predict)
+    metrics = score_predictions(root, predict)
     return dict(train_s=train_s, submit_s=sum(timing.values()), metrics=metrics, peak_mb=_peak_mb())
 
 
@@ -119,7 +97,7 @@ def run_physics(root: Path, work: Path, seed: int) -> dict:
         timing[split] = time.perf_counter() - t0
         return score, postprocess(energy, score, split, "split", sub.balance)[1]  # it has no light model
 
-    metrics = _scores(root, predict)
+    metrics = score_predictions(root, predict)
     return dict(train_s=train_s, submit_s=sum(timing.values()), metrics=metrics, peak_mb=_peak_mb())
 
 
@@ -128,17 +106,9 @@ METHODS = {"idao default (densenet_tiny + mobilenetv3_small_050)": run_idao,
            "physics features + gradient boosting": run_physics}
 
 
-def _in_child(fn_name: str, root: str, work: str, seed: int, queue) -> None:
-    queue.put(globals()[fn_name](Path(root), Path(work), seed))
-
-
-def decode_floor(root: Path) -> tuple[float, int]:
-    paths = [s.path for split in TEST_SPLITS for s in split_samples(root, split)]
-    t = time.perf_counter()
-    with ProcessPoolExecutor(WORKERS) as pool:
-        for _ in pool.map(read_image, paths, chunksize=32):
-            pass
-    return time.perf_counter() - t, len(paths)
+def _in_child(fn_name: str, root: str, work: str, seed: int, overrides, queue) -> None:
+    extra = (overrides,) if fn_name == "run_idao" else ()
+    queue.put(globals()[fn_name](Path(root), Path(work), seed, *extra))
 
 
 def main() -> None:
@@ -147,16 +117,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", help="use this dataset instead of simulating one (needs labels.csv)")
     parser.add_argument("--out", help="also write the table to this markdown file")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every run (default: none)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="idao-compare-"))
     root = Path(args.root) if args.root else simulate_dataset(work / "idao_dataset", args.scale, args.seed,
                                                               progress=False)
-    floor_s, n_test = decode_floor(root)
+    paths = test_paths(root)
+    floor_s, n_test = decode_floor(paths, WORKERS), len(paths)
     ctx = mp.get_context("spawn")
     rows = []
     for name, fn in METHODS.items():
         queue = ctx.Queue()
-        proc = ctx.Process(target=_in_child, args=(fn.__name__, str(root), str(work / fn.__name__), args.seed, queue))
+        proc = ctx.Process(target=_in_child, args=(fn.__name__, str(root), str(work / fn.__name__), args.seed, args.overrides, queue))
         proc.start()
         result = queue.get()
         proc.join()
@@ -182,12 +154,7 @@ def main() -> None:
               f"our submission takes {ours['submit_s']:.1f} s = {ours['submit_s'] / floor_s:.2f}x the floor.",
               f"Our private score minus the baseline recipe's: "
               f"{ours['metrics']['private_test']['score'] - rows[1][1]['metrics']['private_test']['score']:.0f} points."]
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        from idao.atomic import write_text
-
-        write_text(args.out, text + "\n")
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -16,41 +16,26 @@ import argparse
 import shutil
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from idao.atomic import write_text
-from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples
-from idao.cygno.images import read_image
-from idao.cygno.metrics import summarize
 from idao.cygno.simulate import Physics, simulate_dataset
 from idao.jobs import run_job
+
+from common import decode_floor, score_submission, test_paths  # benchmarks/common.py
 
 SWEEP = "nr_quenching=0.75,nr_quenching=1.25,er_yield=0.85,er_yield=1.15,diffusion=0.8,diffusion=1.2," \
         "er_range=0.7,er_range=1.3,noise=0.8,noise=1.2"
 WORKERS = 2
 
 
-def decode_floor(root: Path) -> float:
-    paths = [s.path for split in TEST_SPLITS for s in split_samples(root, split)]
-    t = time.perf_counter()
-    with ProcessPoolExecutor(WORKERS) as pool:
-        for _ in pool.map(read_image, paths, chunksize=32):
-            pass
-    return time.perf_counter() - t
-
-
 def score_splits(root: Path, sub: pd.DataFrame) -> dict:
     """Score, AUC, MAE and per-class type accuracy / MAE of a submission (indexed by id) on each labelled split."""
-    labels, row = read_labels(root), {}
-    for split in TEST_SPLITS:
-        ids = [s.id for s in split_samples(root, split)]
-        is_er = np.array([labels[i][0] == "ER" for i in ids])
-        energy = np.array([labels[i][1] for i in ids])
-        m = summarize(is_er, energy, sub.loc[ids].iloc[:, 0].to_numpy(), sub.loc[ids].iloc[:, 1].to_numpy())
+    row = {}
+    for split, m in score_submission(root, sub).items():
         key = split.split("_")[0]
         row[key], row[f"{key}_auc"], row[f"{key}_mae"] = m["score"], m["auc"], m["mae"]
         row[f"{key}_classes"] = ", ".join(f"{c} {v['accuracy']:.2f}/{v['mae']:.2f}" for c, v in m["per_class"].items())
@@ -65,7 +50,7 @@ def train_and_submit(root: Path, work: Path, seed: int, overrides: list[str]) ->
     t = time.perf_counter()
     run_job("train", cfg_overrides)
     train_s = time.perf_counter() - t
-    floor_s = decode_floor(root)
+    floor_s = decode_floor(test_paths(root), WORKERS)
     t = time.perf_counter()
     sub = run_job("generate", [*cfg_overrides, f"submission.output={work / 'submission.csv'}"]).set_index("id")
     return dict(train_s=train_s, submit_s=time.perf_counter() - t, floor_s=floor_s), sub, cfg_overrides

@@ -34,12 +34,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from idao.config import load_config
+from idao.config import load_config, split_list
 from idao.damic.io import EV_PER_ELECTRON
 from idao.damic.metrics import classification_metrics, iou
-from idao.damic.task import (AUTO_PRIORS, frame_boxes, load_events, load_model, model_classes, model_section,
-                             parse_priors, resolve_priors, train_model, with_priors)
-from idao.engine import RunSettings, predict_outputs
+from idao.damic.task import (AUTO_PRIORS, BOX_COLUMNS, TASK, load_events, load_model, model_classes, model_section,
+                             parse_priors, predictions, train_model)
+from idao.engine import RunSettings
 from idao.runtime import make_runtime
 from idao.splits import stratified_split
 
@@ -64,18 +64,17 @@ def noisy_file(path: Path, out: Path, noise_label: int | None, seed: int = 0) ->
 
 
 def score(cfg, rt, run, test, classes, priors=None, weigh=None) -> dict:
-    """Accuracy, balanced accuracy, AUC and IoU on ``test``; with ``weigh`` (class fractions) the accuracy is
-    the one a file of that mix would see, sum_j weigh_j x recall_j: every event of the fold counts, where
-    thinning the fold to the mix throws most of one class away (a binary AUC does not change with the mix)."""
+    """Accuracy, balanced accuracy, AUC and IoU on ``test``, from the task's own predictions table; with ``weigh``
+    (class fractions) the accuracy is the one a file of that mix would see, sum_j weigh_j x recall_j: every event
+    of the fold counts, where thinning the fold to the mix throws most of one class away (a binary AUC does not
+    change with the mix)."""
     model, head = load_model(cfg, rt, run)
-    pred = head.predict(predict_outputs(model, head, test, rt))
-    probs = pred[:, : len(classes)]
-    m = classification_metrics(test.label, with_priors(probs, head.class_fractions,
-                                                       resolve_priors(probs, head.class_fractions, priors)), classes)
+    table, _ = predictions(model, head, test, rt, priors)
+    m = classification_metrics(test.label, table[[f"p_{c}" for c in classes]].to_numpy(), classes)
     if weigh is not None:
         m["accuracy"] = float(sum(f * m["per_class"][c]["recall"] for f, c in zip(weigh, classes)))
-    boxes = frame_boxes(head, test, pred[:, len(classes):])
     has_box = test.particle != "noise"
+    boxes = table[list(BOX_COLUMNS)].to_numpy()
     m["iou"] = float(iou(boxes[has_box], test.boxes[has_box]).mean()) if has_box.any() else float("nan")
     return m
 
@@ -138,11 +137,13 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="damic-cv-"))
     cfg = load_config(args.config, [f"damic.train={args.data}", f"train.checkpoint_dir={work}",
                                     "train.progress=false", *args.overrides], echo=False)
+    TASK.check(cfg)
+    TASK.check_train(cfg)
     classes = model_classes(cfg.damic)
     events = load_events(args.data, cfg.damic, classes=classes)
     noisy = None
     if args.noise_transfer:
-        labels = [c.strip() for c in str(cfg.damic.packed_labels).split(",")]
+        labels = split_list(cfg.damic.packed_labels)
         noisy_path = noisy_file(Path(args.data), work / f"noisy_{Path(args.data).name}",
                                 labels.index("noise") if "noise" in labels else None)
         noisy = load_events(noisy_path, cfg.damic, classes=classes)

@@ -21,6 +21,8 @@ from idao.cygno.cache import cached_crops, decode_crops
 from idao.cygno.dataset import train_samples
 from idao.cygno.simulate import simulate_dataset
 
+from common import publish  # benchmarks/common.py
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -54,11 +56,7 @@ def main() -> None:
                  f"| cold PNG-decode crops/s ({args.workers} workers, {len(paths)} images) | {len(paths) / cold_s:.0f} |",
                  f"| cached crops/s | {len(paths) / warm_s:.0f} |",
                  f"| cache speed-up | {cold_s / warm_s:.0f}x |"]
-        print("\n".join(lines))
-        if args.out:
-            from idao.atomic import write_text
-
-            write_text(args.out, "\n".join(lines) + "\n")
+        publish(lines, args.out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

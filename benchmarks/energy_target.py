@@ -22,6 +22,8 @@ from idao.cygno.train import prepare
 from idao.engine import ModelSettings, RunSettings, fit, predict_outputs
 from idao.runtime import make_runtime
 
+from common import publish  # benchmarks/common.py
+
 CHOICES = (("log", "l1"), ("linear", "l1"), ("log", "mse"), ("log", "huber"))
 
 
@@ -30,11 +32,13 @@ def main() -> None:
     parser.add_argument("--root")
     parser.add_argument("--scale", type=float, default=0.2)
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--out")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="idao-energy-"))
     root = Path(args.root) if args.root else simulate_dataset(work / "idao_dataset", args.scale, progress=False)
-    print("| target | loss | val MAE | public MAE | private MAE | private MAE per class |")
-    print("|---|---|---:|---:|---:|---|")
+    lines = [f"Command: `python benchmarks/energy_target.py --scale {args.scale} --epochs {args.epochs}`"
+             f"{' (own dataset)' if args.root else ''}; raw regressor outputs, not post-processed.", "",
+             "| target | loss | val MAE | public MAE | private MAE | private MAE per class |", "|---|---|---:|---:|---:|---|"]
     for target, loss in CHOICES:
         cfg = load_config(overrides=[f"data.root={root}", f"data.cache_dir={work / 'cache'}",
                                          f"train.checkpoint_dir={work / f'ck-{target}-{loss}'}",
@@ -53,8 +57,10 @@ def main() -> None:
             if split == "private_test":
                 per = {c: mae(data.energy[data.classes == c], pred[data.classes == c]) for c in sorted(set(data.classes))}
         detail = ", ".join(f"{c} {v:.2f}" for c, v in sorted(per.items(), key=lambda kv: int(kv[0][2:])))
-        print(f"| {target} | {loss} | {result['best']:.3f} | {row['public_test']:.3f} | {row['private_test']:.3f} | {detail} |",
-              flush=True)
+        lines.append(f"| {target} | {loss} | {result['best']:.3f} | {row['public_test']:.3f} | {row['private_test']:.3f} | "
+                     f"{detail} |")
+        print(lines[-1], flush=True)
+    publish(lines, args.out)
 
 
 if __name__ == "__main__":

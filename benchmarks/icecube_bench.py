@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--train-files", type=int, default=5, help="files the network trains on (main job: 5)")
     parser.add_argument("--test-events", type=int, default=4000)
     parser.add_argument("--out")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every run (default: none)")
     args = parser.parse_args()
     import torch
 
@@ -69,7 +70,7 @@ def main() -> None:
     simulate_dataset(root, args.files * args.per_file, args.test_events, args.per_file, seed=5)
     sim_s = time.time() - t
     overrides = ["task.name=icecube", f"icecube.root={root}", f"icecube.max_files={args.train_files}",
-                 f"train.checkpoint_dir={work / 'ck'}", "train.progress=false"]
+                 f"train.checkpoint_dir={work / 'ck'}", "train.progress=false", *args.overrides]
     t = time.time()
     subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides], check=True, capture_output=True)
     train_s = time.time() - t

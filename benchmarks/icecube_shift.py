@@ -18,7 +18,8 @@ from idao.config import load_config
 from idao.icecube.io import angular_error, read_split, with_test_truth
 from idao.icecube.linefit import line_fit_all
 from idao.icecube.simulate import Physics, simulate_dataset
-from idao.icecube.task import load_model, model_directions
+from idao.icecube.task import TASK, load_model, model_directions
+from idao.jobs import adopt_training
 from idao.runtime import make_runtime
 
 from common import publish  # benchmarks/common.py
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     cfg = load_config(None, ["task.name=icecube", f"train.checkpoint_dir={args.checkpoint_dir}"], echo=False)
+    cfg = adopt_training(TASK, cfg)  # the pulse cap and model the checkpoint was trained with
     rt = make_runtime(cfg.train)
     model, objective = load_model(cfg, rt)
     work = Path(tempfile.mkdtemp(prefix="icecube-shift-"))

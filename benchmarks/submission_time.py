@@ -11,24 +11,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from concurrent.futures import ProcessPoolExecutor
 
-import numpy as np
 
-from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples
-from idao.cygno.images import read_image
-from idao.cygno.metrics import summarize
 from idao.jobs import run_job
 
-from common import publish  # benchmarks/common.py
-
-
-def decode_floor(paths) -> float:
-    t = time.perf_counter()
-    with ProcessPoolExecutor(2) as pool:
-        for _ in pool.map(read_image, paths, chunksize=32):
-            pass
-    return time.perf_counter() - t
+from common import decode_floor, publish, score_submission, test_paths  # benchmarks/common.py
 
 
 def main() -> None:
@@ -36,10 +23,9 @@ def main() -> None:
     parser.add_argument("--root", default="data/idao_dataset")
     parser.add_argument("--tta", default="8/1,8/0.25,8/0.1,4/1,1/1", help="tta/tta_fraction settings")
     parser.add_argument("--out")
+    parser.add_argument("overrides", nargs="*", help="config overrides for every run (default: none)")
     args = parser.parse_args()
-    samples = {split: split_samples(args.root, split) for split in TEST_SPLITS}
-    paths = [s.path for part in samples.values() for s in part]
-    labels = read_labels(args.root)
+    paths = test_paths(args.root)
     lines = [f"`python benchmarks/submission_time.py --root {args.root} --tta {args.tta}`: {len(paths)} test PNGs, "
              "2 CPU cores, cold files.", "",
              "| submission.tta | tta_fraction | submission s | decode floor s | ratio | public | private |",
@@ -50,14 +36,10 @@ def main() -> None:
         t = time.perf_counter()
         sub = run_job("generate", [f"data.root={args.root}", "data.cache_dir=", f"submission.tta={tta}",
                                    f"submission.tta_fraction={fraction or 1}", "train.progress=false",
-                                   "submission.output=/tmp/idao-submission-time/sub.csv"]).set_index("id")
+                                   "submission.output=/tmp/idao-submission-time/sub.csv",
+                                   *args.overrides]).set_index("id")
         seconds = time.perf_counter() - t
-        scores = []
-        for split, part in samples.items():
-            ids = [s.id for s in part]
-            m = summarize(np.array([labels[i][0] == "ER" for i in ids]), np.array([labels[i][1] for i in ids]),
-                          sub.loc[ids].iloc[:, 0].to_numpy(), sub.loc[ids].iloc[:, 1].to_numpy())
-            scores.append(f"{m['score']:.1f}")
+        scores = [f"{m['score']:.1f}" for m in score_submission(args.root, sub).values()]
         lines.append(f"| {tta} | {fraction or 1} | {seconds:.1f} | {floor:.1f} | {seconds / floor:.2f} | {' | '.join(scores)} |")
         print(lines[-1], flush=True)
     publish(lines, args.out)

@@ -76,6 +76,11 @@ class Config:
         except KeyError:
             raise AttributeError(name) from None
 
+    def value(self, dotted: str):
+        """The value of ``section.key``."""
+        section, _, key = dotted.rpartition(".")
+        return getattr(self._sections[section], key)
+
     def is_set(self, dotted: str) -> bool:
         """Whether the user set ``section.key`` (in a config file or on the command line)."""
         return tuple(dotted.rsplit(".", 1)) in self._explicit

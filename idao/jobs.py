@@ -23,10 +23,6 @@ from .runtime import make_runtime
 from .schema import check_writable_dir
 from .tasks import Predictions, Report, Task
 
-def setting(cfg, dotted: str):
-    section, _, key = dotted.rpartition(".")
-    return getattr(cfg.section(section), key)
-
 
 def adopt_training(task: Task, cfg):
     """A copy of ``cfg`` holding the settings the task's checkpoint was trained with (``task.remembered``), where
@@ -50,7 +46,7 @@ def prepare(task: Task, cfg, job: str):
     if job == "train":
         check_writable_dir(RunSettings.from_config(cfg, task.name).checkpoint_dir, "train.checkpoint_dir")
     else:
-        folder = Path(setting(cfg, outputs[job]))
+        folder = Path(cfg.value(outputs[job]))
         check_writable_dir(folder.parent if job == "generate" else folder, outputs[job])
         cfg = adopt_training(task, cfg)
     task.check(cfg)
@@ -75,7 +71,7 @@ def generate(task: Task, cfg):
     numbers = result.table.select_dtypes("number").to_numpy(float)
     if not np.isfinite(numbers).all():
         raise DataError("predictions are not finite; refusing to write them")
-    out = Path(setting(cfg, task.predictions_key))
+    out = Path(cfg.value(task.predictions_key))
     for suffix, table in result.companions.items():
         write_csv(table, out.with_suffix(suffix))
     write_csv(result.table, out, float_format=result.float_format)
@@ -86,7 +82,7 @@ def generate(task: Task, cfg):
 
 def report(task: Task, cfg):
     """Evaluate, then write the report folder: ``report.log``, ``metrics.json``, ``config.ini``, ``index.html``."""
-    folder = Path(setting(cfg, task.results_key))
+    folder = Path(cfg.value(task.results_key))
     folder.mkdir(parents=True, exist_ok=True)
     rt = make_runtime(cfg.train)
     result: Report = task.evaluate(cfg, rt, folder)

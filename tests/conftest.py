@@ -26,6 +26,13 @@ def run(script: str, *args: str, env=None, check=True, cwd=ROOT) -> subprocess.C
     return proc
 
 
+def overrides(dataset: Path, work: Path, epochs: int = 4) -> list[str]:
+    return [f"data.root={dataset}", f"data.cache_dir={work / 'cache'}", f"train.checkpoint_dir={work / 'ck'}",
+            f"submission.output={work / 'results' / 'submission.csv'}", f"report.results_dir={work / 'results'}",
+            f"classifier.epochs={epochs}", f"regressor.epochs={epochs}", "classifier.patience=0",
+            "regressor.patience=0", "train.progress=false", "train.threads=1"]
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """~300 train, ~30 public and ~300 private images at scale 0.02 (about 8 s on 2 cores)."""
@@ -43,3 +50,15 @@ def real_images() -> list[Path]:
     if not REAL_DIR.is_dir():
         pytest.skip(f"real IDAO images not found at {REAL_DIR} (they live in ../shared beside the repo)")
     return sorted(REAL_DIR.glob("*.png"))
+
+
+@pytest.fixture(scope="session")
+def pipeline(tiny_dataset, tmp_path_factory):
+    """The CYGNO scripts run once on the tiny dataset (the regressor trained too): (work folder, their outputs)."""
+    work = tmp_path_factory.mktemp("run")
+    args = overrides(tiny_dataset, work, epochs=12)
+    outputs = [run(script, *args).stdout for script in ("train.py", "generate_submission.py", "report.py")]
+    assert not (work / "ck" / "cygno" / "regressor_best.pt").exists()  # mode light reads no regressor
+    run("train.py", *args, "--only", "regressor")  # for the report's energy figures and the regressor modes
+    outputs[2] = run("report.py", *args).stdout
+    return work, outputs

@@ -15,14 +15,7 @@ from idao.cygno.dataset import read_labels, split_samples
 from idao.cygno.metrics import mae, roc_auc
 from idao.cygno.postprocess import SPLIT_LEVELS
 
-from conftest import run
-
-
-def overrides(dataset: Path, work: Path, epochs: int = 4) -> list[str]:
-    return [f"data.root={dataset}", f"data.cache_dir={work / 'cache'}", f"train.checkpoint_dir={work / 'ck'}",
-            f"submission.output={work / 'results' / 'submission.csv'}", f"report.results_dir={work / 'results'}",
-            f"classifier.epochs={epochs}", f"regressor.epochs={epochs}", "classifier.patience=0",
-            "regressor.patience=0", "train.progress=false", "train.threads=1"]
+from conftest import overrides, run
 
 
 def checkpoint_copy(work: Path, dataset: Path, tmp_path: Path) -> tuple[Path, list[str]]:
@@ -32,17 +25,6 @@ def checkpoint_copy(work: Path, dataset: Path, tmp_path: Path) -> tuple[Path, li
     shutil.copytree(work / "ck", ck)
     args = [a for a in overrides(dataset, work) if not a.startswith(("train.checkpoint_dir", "submission.output"))]
     return ck, args + [f"train.checkpoint_dir={ck}", f"submission.output={tmp_path / 'sub.csv'}"]
-
-
-@pytest.fixture(scope="module")
-def pipeline(tiny_dataset, tmp_path_factory):
-    work = tmp_path_factory.mktemp("run")
-    args = overrides(tiny_dataset, work, epochs=12)
-    outputs = [run(script, *args).stdout for script in ("train.py", "generate_submission.py", "report.py")]
-    assert not (work / "ck" / "cygno" / "regressor_best.pt").exists()  # mode light reads no regressor
-    run("train.py", *args, "--only", "regressor")  # for the report's energy figures and the regressor modes
-    outputs[2] = run("report.py", *args).stdout
-    return work, outputs
 
 
 def test_submission_follows_every_format_rule(pipeline, tiny_dataset):
