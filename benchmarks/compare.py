@@ -38,8 +38,8 @@ def _peak_mb() -> float:
 def run_idao(root: Path, work: Path, seed: int, overrides=()) -> dict:
     from idao.jobs import run_job
 
-    overrides = [f"data.root={root}", "data.cache_dir=", f"train.seed={seed}", f"train.checkpoint_dir={work / 'ck'}",
-                 "train.progress=false", f"submission.output={work / 'submission.csv'}", *overrides]
+    overrides = [f"cygno.root={root}", "cygno.cache_dir=", f"train.seed={seed}", f"train.checkpoint_dir={work / 'ck'}",
+                 "train.progress=false", f"cygno.output.submission={work / 'submission.csv'}", *overrides]
     t = time.perf_counter()
     run_job("train", overrides)
     train_s = time.perf_counter() - t
@@ -80,7 +80,7 @@ def run_physics(root: Path, work: Path, seed: int) -> dict:
     from features import features, fit_physics_models, predict_physics
     from idao.cygno.postprocess import postprocess
 
-    sub = load_config(echo=False).submission  # the same post-processing as the default pipeline
+    sub = load_config(echo=False).section("cygno.submission")  # the same post-processing as the default pipeline
 
     t = time.perf_counter()
     train = train_samples(root)
@@ -138,7 +138,7 @@ def main() -> None:
     n_train = len(train_samples(root))
     from idao.config import load_config
 
-    sub = load_config(echo=False).submission
+    sub = load_config(echo=False).section("cygno.submission")
     lines = [f"Simulated dataset: scale {args.scale}, seed {args.seed} ({n_train} train, {n_test} test images); "
              f"{WORKERS} CPU cores; command: `python benchmarks/compare.py --scale {args.scale} --seed {args.seed}`; "
              f"post-processing of ours: {sub.postprocess}, of the physics model: split{' + balance' if sub.balance else ''}.",

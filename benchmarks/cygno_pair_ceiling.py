@@ -77,7 +77,7 @@ def predict_cnn(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="a labelled dataset (labels.csv beside the test folders)")
-    parser.add_argument("--cache-dir", default="", help="data.cache_dir for its crops")
+    parser.add_argument("--cache-dir", default="", help="cygno.cache_dir for its crops")
     parser.add_argument("--pair", default="1,3", help="ER keV,NR keV of a private light pair")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
@@ -86,8 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     er_kev, nr_kev = map(int, args.pair.split(","))
-    cfg = load_config(overrides=[f"data.root={args.root}", f"data.cache_dir={args.cache_dir}"], echo=False)
-    crops = load_crops(split_samples(args.root, "private_test"), cfg.data, progress=False)
+    cfg = load_config(overrides=[f"cygno.root={args.root}", f"cygno.cache_dir={args.cache_dir}"], echo=False)
+    crops = load_crops(split_samples(args.root, "private_test"), cfg.cygno, progress=False)
     is_er = crops.particle == "ER"
     events = np.flatnonzero(is_er & (crops.energy == er_kev) | ~is_er & (crops.energy == nr_kev))
     events = np.random.default_rng(args.seed).permutation(events)

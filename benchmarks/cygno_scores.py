@@ -45,14 +45,14 @@ def score_splits(root: Path, sub: pd.DataFrame) -> dict:
 def train_and_submit(root: Path, work: Path, seed: int, overrides: list[str]) -> tuple[dict, pd.DataFrame, list[str]]:
     """Train and submit on ``root`` with the default config (paths under ``work``): the times (with the decode
     floor measured right before the submission), the submission indexed by id, and the overrides used."""
-    cfg_overrides = [f"data.root={root}", f"data.cache_dir={work / 'cache'}", f"train.seed={seed}",
+    cfg_overrides = [f"cygno.root={root}", f"cygno.cache_dir={work / 'cache'}", f"train.seed={seed}",
                      f"train.checkpoint_dir={work / 'ck'}", "train.progress=false", *overrides]
     t = time.perf_counter()
     run_job("train", cfg_overrides)
     train_s = time.perf_counter() - t
     floor_s = decode_floor(test_paths(root), WORKERS)
     t = time.perf_counter()
-    sub = run_job("generate", [*cfg_overrides, f"submission.output={work / 'submission.csv'}"]).set_index("id")
+    sub = run_job("generate", [*cfg_overrides, f"cygno.output.submission={work / 'submission.csv'}"]).set_index("id")
     return dict(train_s=train_s, submit_s=time.perf_counter() - t, floor_s=floor_s), sub, cfg_overrides
 
 
@@ -60,8 +60,8 @@ def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list
     root = simulate_dataset(work / "data", scale, seed, WORKERS, progress=False, physics=Physics.parse(physics))
     times, sub, cfg_overrides = train_and_submit(root, work, seed, overrides)
     # the same models submitted as before the shape model (light alone, light_weight 0.5; its own test-time views)
-    before = run_job("generate", [*cfg_overrides, "submission.shape=false", "submission.light_weight=0.5",
-                                  f"submission.output={work / 'light_only.csv'}"]).set_index("id")
+    before = run_job("generate", [*cfg_overrides, "cygno.submission.shape=false", "cygno.submission.light_weight=0.5",
+                                  f"cygno.output.submission={work / 'light_only.csv'}"]).set_index("id")
     row = dict(scale=scale, seed=seed, physics=physics or "defaults", **times, **score_splits(root, sub))
     for key, value in score_splits(root, before).items():
         if key in ("public", "private"):
@@ -100,7 +100,7 @@ def write_table(rows: list[dict], args) -> None:
              f"--sweep-scale {args.sweep_scale}{' ' + ' '.join(args.overrides) if args.overrides else ''}`; "
              f"{WORKERS} CPU cores; default config. Type accuracy / MAE (keV) per class.", "",
              "Public / private *light only*: the same trained models submitted without the shape model "
-             "(`submission.shape=false submission.light_weight=0.5`, otherwise the defaults).", "",
+             "(`cygno.submission.shape=false cygno.submission.light_weight=0.5`, otherwise the defaults).", "",
              "| scale | seed | physics | public | private | public / private light only | public AUC / MAE | "
              "private AUC / MAE | train s | submission s | x decode floor | private per class |",
              "|---:|---:|---|---:|---:|---:|---|---|---:|---:|---:|---|"]

@@ -40,18 +40,18 @@ def main() -> None:
              f"{' (own dataset)' if args.root else ''}; raw regressor outputs, not post-processed.", "",
              "| target | loss | val MAE | public MAE | private MAE | private MAE per class |", "|---|---|---:|---:|---:|---|"]
     for target, loss in CHOICES:
-        cfg = load_config(overrides=[f"data.root={root}", f"data.cache_dir={work / 'cache'}",
+        cfg = load_config(overrides=[f"cygno.root={root}", f"cygno.cache_dir={work / 'cache'}",
                                          f"train.checkpoint_dir={work / f'ck-{target}-{loss}'}",
-                                         "train.progress=false", f"regressor.epochs={args.epochs}",
-                                         f"regressor.target={target}", f"regressor.loss={loss}"], echo=False)
+                                         "train.progress=false", f"cygno.regressor.epochs={args.epochs}",
+                                         f"cygno.regressor.target={target}", f"cygno.regressor.loss={loss}"], echo=False)
         rt = make_runtime(cfg.train)
         _, crops, tr, va = prepare(cfg, rt)
-        result = fit("regressor", ModelSettings.from_section(cfg.regressor, "regressor"), make_objective("regressor", cfg),
+        result = fit("regressor", ModelSettings.from_section(cfg.section("cygno.regressor"), "cygno.regressor"), make_objective("regressor", cfg),
                      crops.subset(tr), crops.subset(va), rt, RunSettings.from_config(cfg, "cygno"), compat_settings(cfg))
         model, head = load_models(cfg, rt, ("regressor",))["regressor"]
         row = {}
         for split in ("public_test", "private_test"):
-            data = load_crops(split_samples(root, split), cfg.data, progress=False)
+            data = load_crops(split_samples(root, split), cfg.cygno, progress=False)
             pred = head.predict(predict_outputs(model, head, data, rt))
             row[split] = mae(data.energy, pred)
             if split == "private_test":

@@ -2,7 +2,7 @@
 
     python benchmarks/submission_time.py --root data/idao_dataset --tta 8/1,8/0.25,8/0.1,1/1 --out docs/benchmarks/submission_time.md
 
-Each setting is ``submission.tta/submission.tta_fraction``.
+Each setting is ``cygno.submission.tta/cygno.submission.tta_fraction``.
 Needs a trained model (``train.py``) for that dataset. Each setting predicts every test PNG from cold files
 (no crop cache); the floor is the time to only decode the same PNGs with the same two processes, measured
 right before it, so the ratio holds on a noisy machine. Scores need the simulated ``labels.csv``.
@@ -28,15 +28,15 @@ def main() -> None:
     paths = test_paths(args.root)
     lines = [f"`python benchmarks/submission_time.py --root {args.root} --tta {args.tta}`: {len(paths)} test PNGs, "
              "2 CPU cores, cold files.", "",
-             "| submission.tta | tta_fraction | submission s | decode floor s | ratio | public | private |",
+             "| cygno.submission.tta | tta_fraction | submission s | decode floor s | ratio | public | private |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for setting in args.tta.split(","):
         tta, _, fraction = setting.partition("/")
         floor = decode_floor(paths)
         t = time.perf_counter()
-        sub = run_job("generate", [f"data.root={args.root}", "data.cache_dir=", f"submission.tta={tta}",
-                                   f"submission.tta_fraction={fraction or 1}", "train.progress=false",
-                                   "submission.output=/tmp/idao-submission-time/sub.csv",
+        sub = run_job("generate", [f"cygno.root={args.root}", "cygno.cache_dir=", f"cygno.submission.tta={tta}",
+                                   f"cygno.submission.tta_fraction={fraction or 1}", "train.progress=false",
+                                   "cygno.output.submission=/tmp/idao-submission-time/sub.csv",
                                    *args.overrides]).set_index("id")
         seconds = time.perf_counter() - t
         scores = [f"{m['score']:.1f}" for m in score_submission(args.root, sub).values()]

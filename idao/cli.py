@@ -30,6 +30,10 @@ def run_cli(job) -> None:
 
 
 def main(job: str, argv=None) -> None:
+    run_cli(lambda: _main(job, argv))
+
+
+def _main(job: str, argv=None) -> None:
     from .config import CORE_PATH_KEYS, add_config_args, describe_defaults, load_config
     from .jobs import run
     from .tasks import get_task
@@ -42,17 +46,14 @@ def main(job: str, argv=None) -> None:
                                                             "(cygno: classifier or regressor)")
     args = parser.parse_args(argv)
 
-    def main_job():
-        echo = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 echoes the overrides
-        cfg = load_config(args.config, args.overrides, echo=echo)
-        task = get_task(cfg.task.name)
-        cfg.resolve_paths(CORE_PATH_KEYS + task.path_keys)
-        if args.print_config:
-            print(cfg.to_ini(), end="")
-            return None
-        return run(task, cfg, job, getattr(args, "only", None))
-
-    run_cli(main_job)
+    echo = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 echoes the overrides
+    cfg = load_config(args.config, args.overrides, echo=echo)
+    task = get_task(cfg.task.name)
+    cfg.resolve_paths(CORE_PATH_KEYS + task.path_keys)
+    if args.print_config:
+        print(cfg.to_ini(), end="")
+        return
+    run(task, cfg, job, getattr(args, "only", None))
 
 
 def train_main(argv=None) -> None:

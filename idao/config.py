@@ -22,11 +22,14 @@ from .errors import ConfigError
 from .tasks import task_folders
 
 PACKAGE = Path(__file__).resolve().parent
-DEFAULT_FILES = [PACKAGE / "config.ini"] + [folder / "config.ini" for folder in task_folders()]
 USER_CONFIG = "config.ini"  # read from the working directory when --config is not given
 CORE_PATH_KEYS = ("train.checkpoint_dir",)
-# old key -> the key that replaced it: still accepted in files and overrides, with a one-line notice
-RENAMED = {"submission.batch_size": "train.predict_batch_size"}
+# old key -> the key that replaced it, and old section -> new section: still accepted in files and overrides,
+# with a one-line notice naming the new key
+RENAMED = {"submission.batch_size": "train.predict_batch_size", "submission.output": "cygno.output.submission",
+           "report.results_dir": "cygno.output.results_dir"}
+RENAMED_SECTIONS = {"data": "cygno", "classifier": "cygno.classifier", "regressor": "cygno.regressor",
+                    "submission": "cygno.submission"}
 
 
 def split_list(text) -> list[str]:
@@ -62,7 +65,7 @@ def _coerce(value: str, like, where: str):
 
 
 class Config:
-    """Sections as attributes: ``cfg.classifier.epochs``, ``cfg.section("damic.model")``. ``as_dict()`` for saving."""
+    """Sections as attributes: ``cfg.cygno.root``, ``cfg.section("damic.model")``. ``as_dict()`` for saving."""
 
     def __init__(self, sections: dict[str, dict], bases: dict[tuple[str, str], Path] | None = None,
                  explicit: set | None = None):
@@ -156,6 +159,8 @@ def _known(sections: dict, section: str) -> str:
 def _renamed(section: str, key: str, where: str) -> tuple[str, str]:
     """``(section, key)`` under its current name; an old name is accepted with a notice that names the new one."""
     new = RENAMED.get(f"{section}.{key}")
+    if new is None and section in RENAMED_SECTIONS:
+        new = f"{RENAMED_SECTIONS[section]}.{key}"
     if new is None:
         return section, key
     print(f"warning: {where}: {section}.{key} is deprecated, use {new}", file=sys.stderr)
@@ -163,10 +168,15 @@ def _renamed(section: str, key: str, where: str) -> tuple[str, str]:
     return section, key
 
 
+def default_files() -> list[Path]:
+    """The engine's defaults, then every registered task's (a task outside idao: beside its module)."""
+    return [PACKAGE / "config.ini"] + [folder / "config.ini" for folder in task_folders()]
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), echo: bool = True) -> Config:
     """Defaults, then the user's file (``path``; else ./config.ini if present), then the overrides."""
     sections: dict[str, dict] = {}
-    for default in DEFAULT_FILES:
+    for default in default_files():
         for name, values in _read_ini(default).items():
             sections.setdefault(name, {}).update({k: _parse_value(v) for k, v in values.items()})
     bases, explicit = {}, set()
@@ -186,7 +196,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), echo:
         key, sep, value = item.partition("=")
         section, dot, name = key.rpartition(".")
         if not sep or not dot:
-            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. classifier.epochs=3")
+            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. cygno.classifier.epochs=3")
         section, name = _renamed(section, name, f"override {item!r}")
         key = f"{section}.{name}"
         if section not in sections or name not in sections[section]:
@@ -203,7 +213,7 @@ def documented_settings():
     """Every default key as ``(file, section, key, default, comment lines)``, in the order the files give them:
     the comments above a key in the packaged ``config.ini`` files are its documentation (``--help``, and the
     settings reference of the docs site, ``python -m idao.config``)."""
-    for path in DEFAULT_FILES:
+    for path in default_files():
         comment, section = [], ""
         for raw in path.read_text().splitlines():
             line = raw.strip()
@@ -263,6 +273,7 @@ def settings_markdown() -> str:
         shown = f"`{value}`" if value else "(empty)"
         out.append(f"| `{section}.{key}` | {shown} | {text} |")
     renamed = [f"| `{old}` | `{new}` |" for old, new in RENAMED.items()]
+    renamed += [f"| `[{old}]` (every key) | `[{new}]` |" for old, new in RENAMED_SECTIONS.items()]
     out += ["", "## Renamed settings", "", "Old names still work, with a one-line notice naming the new one.", "",
             "| old | new |", "|---|---|", *renamed]
     return "\n".join(out) + "\n"

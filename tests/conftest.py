@@ -27,10 +27,10 @@ def run(script: str, *args: str, env=None, check=True, cwd=ROOT) -> subprocess.C
 
 
 def overrides(dataset: Path, work: Path, epochs: int = 4) -> list[str]:
-    return [f"data.root={dataset}", f"data.cache_dir={work / 'cache'}", f"train.checkpoint_dir={work / 'ck'}",
-            f"submission.output={work / 'results' / 'submission.csv'}", f"report.results_dir={work / 'results'}",
-            f"classifier.epochs={epochs}", f"regressor.epochs={epochs}", "classifier.patience=0",
-            "regressor.patience=0", "train.progress=false", "train.threads=1"]
+    return [f"cygno.root={dataset}", f"cygno.cache_dir={work / 'cache'}", f"train.checkpoint_dir={work / 'ck'}",
+            f"cygno.output.submission={work / 'results' / 'submission.csv'}", f"cygno.output.results_dir={work / 'results'}",
+            f"cygno.classifier.epochs={epochs}", f"cygno.regressor.epochs={epochs}", "cygno.classifier.patience=0",
+            "cygno.regressor.patience=0", "train.progress=false", "train.threads=1"]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pytest
 from conftest import SHARED, run
 
 FAST = ["train.progress=false", "train.threads=1"]
-CYGNO_FAST = [*FAST, "classifier.epochs=1", "regressor.epochs=1", "data.cache_dir="]
+CYGNO_FAST = [*FAST, "cygno.classifier.epochs=1", "cygno.regressor.epochs=1", "cygno.cache_dir="]
 
 
 def bench(script: str, *args: str, out) -> str:
@@ -20,7 +20,7 @@ def bench(script: str, *args: str, out) -> str:
 
 def test_cygno_benchmarks(tiny_dataset, pipeline, tmp_path):
     work, _ = pipeline  # the CYGNO scripts' own run (tests/conftest.py): its checkpoints
-    data = [f"data.root={tiny_dataset}", f"train.checkpoint_dir={work / 'ck'}", *CYGNO_FAST]
+    data = [f"cygno.root={tiny_dataset}", f"train.checkpoint_dir={work / 'ck'}", *CYGNO_FAST]
     assert "decode floor" in bench("submission_time", "--root", str(tiny_dataset), "--tta", "1/1",
                                    *data, out=tmp_path / "submission_time.md")
     bench("cygno_bound", "--events", "100", out=tmp_path / "cygno_bound.md")

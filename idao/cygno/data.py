@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from .cache import cached_crops
 from .dataset import Sample
 from .light import measure_spots
-from ..errors import ConfigError
 
 INPUT_OFFSET, INPUT_SCALE = 100.0, 10.0  # background at 0, pixel noise ~0.35
 
@@ -54,8 +53,6 @@ class CropSet:
 
 def load_crops(samples: list[Sample], data_cfg, progress: bool = True) -> CropSet:
     """Decode (or fetch from the cache) the crops of ``samples`` as the data config says."""
-    if data_cfg.on_bad_file not in ("error", "skip"):
-        raise ConfigError(f"data.on_bad_file must be 'error' or 'skip', got {data_cfg.on_bad_file!r}")
     images, kept = cached_crops(
         [s.path for s in samples], data_cfg.cache_dir or None, data_cfg.crop, data_cfg.crop_mode,
         data_cfg.pedestal, data_cfg.workers, data_cfg.on_bad_file == "skip", progress)

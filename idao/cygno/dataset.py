@@ -71,7 +71,7 @@ def check_root(root: str | Path) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise DataError(
-            f"{root}: dataset root not found; point data.root at an 'idao_dataset' folder "
+            f"{root}: dataset root not found; point cygno.root at an 'idao_dataset' folder "
             "or run 'idao-simulate' to make one"
         )
     return root

@@ -259,7 +259,7 @@ class LightModel:
         if shape is not None:
             if self.shape is None:
                 raise CheckpointError("this light model has no shape model (written by an older train.py); run "
-                                      "train.py again or set submission.shape=false")
+                                      "train.py again or set cygno.submission.shape=false")
             for p in out:
                 out[p] = out[p] + np.stack([self.shape.log_likelihood(shape, p, e) for e in levels[p]], 1)
         return out

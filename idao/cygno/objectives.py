@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from scipy.special import expit
 
-from ..errors import ConfigError
 from . import models  # noqa: F401  (registers densenet_tiny, which the objectives' models may be)
 from .data import CropSet, augment, scale_light, to_input
 from .metrics import mae, roc_auc
@@ -117,33 +116,30 @@ OBJECTIVES = {"classifier": Classifier, "regressor": Regressor}
 
 def make_objective(kind: str, cfg):
     """The objective the config asks for (training); inference rebuilds it from the checkpoint instead."""
-    section = getattr(cfg, kind)
+    section = cfg.section(f"cygno.{kind}")
     common = dict(augment=section.augment, light_min=section.light_min, light_max=section.light_max,
-                  bin=cfg.data.bin)
+                  bin=cfg.cygno.bin)
     if kind == "classifier":
         return Classifier(**common)
-    if section.target not in ("log", "linear") or section.loss not in LOSSES:
-        raise ConfigError(f"regressor.target = {section.target!r} / regressor.loss = {section.loss!r}: "
-                          f"expected log|linear and {'|'.join(LOSSES)}")
     return Regressor(**common, target=section.target, loss=section.loss)
 
 
 def compat_settings(cfg) -> dict:
     """What a checkpoint must have been trained with to be used under ``cfg``."""
-    return {"data": {k: getattr(cfg.data, k) for k in DATA_KEYS}}
+    return {"cygno": {k: getattr(cfg.cygno, k) for k in DATA_KEYS}}
 
 
 def load_models(cfg, rt, kinds=tuple(OBJECTIVES)) -> dict:
     """``{kind: (model, objective)}`` from the best checkpoints, ready for inference; the classifier averages
-    its outputs over ``submission.tta`` symmetries of each image."""
+    its outputs over ``cygno.submission.tta`` symmetries of each image."""
     from ..engine import ModelSettings, RunSettings, load_trained
 
     run = RunSettings.from_config(cfg, "cygno")
     loaded = {}
     for kind in kinds:
-        model, objective = load_trained(run.path(kind, "best"), ModelSettings.from_section(getattr(cfg, kind), kind),
+        model, objective = load_trained(run.path(kind, "best"), ModelSettings.from_section(cfg.section(f"cygno.{kind}"), f"cygno.{kind}"),
                                         compat_settings(cfg), OBJECTIVES[kind], rt)
         if kind == "classifier":
-            objective = dataclasses.replace(objective, views=cfg.submission.tta)
+            objective = dataclasses.replace(objective, views=cfg.section("cygno.submission").tta)
         loaded[kind] = (model, objective)
     return loaded

@@ -44,16 +44,16 @@ def validation_result(cfg, light_model, rt) -> SplitResult:
     # validation holds the training classes, the public split's set: decoded with that split's levels, so that its
     # score reads like a public score; but not balanced (its classes are as unequal as the training folders')
     spots = val.spots()
-    score, final = postprocess(pred["regressor"], pred["classifier"], "public_test", cfg.submission.postprocess,
-                               "none", spots[:, 0], light_model, cfg.submission.light_weight,
-                               spots[:, 1:] if cfg.submission.shape else None)
+    score, final = postprocess(pred["regressor"], pred["classifier"], "public_test", cfg.section("cygno.submission").postprocess,
+                               "none", spots[:, 0], light_model, cfg.section("cygno.submission").light_weight,
+                               spots[:, 1:] if cfg.section("cygno.submission").shape else None)
     return SplitResult(val.is_er, val.energy, score, pred["regressor"], final, spots[:, 0], pred["classifier"],
                        spots[:, 1:])
 
 
 def submitted_table(cfg, root: Path) -> pd.DataFrame | None:
     """The submission CSV beside its raw companion and, where known (simulated data), the truth; None if absent."""
-    out = Path(cfg.submission.output)
+    out = Path(cfg.section("cygno.output").submission)
     raw_path = out.with_suffix(".raw.csv")
     if not out.exists() or not raw_path.exists():
         return None
@@ -127,15 +127,15 @@ def format_log(metrics: dict, pp_rows: list[dict], note: str) -> str:
 
 def evaluate(cfg, rt, folder: Path) -> Report:
     light_model = load_light_model(cfg)
-    root = Path(cfg.data.root)
+    root = Path(cfg.cygno.root)
     table = submitted_table(cfg, root)  # checked before the models run on the validation split
     results = {"validation": validation_result(cfg, light_model, rt)}
     tests = scored_test_splits(table)
     results.update(tests)
-    note = ("test splits scored from " + cfg.submission.output + " against " + str(root / "labels.csv")
+    note = ("test splits scored from " + cfg.section("cygno.output").submission + " against " + str(root / "labels.csv")
             if tests else "no labelled test splits (real data has none, or generate_submission.py has not run)")
     metrics = {name: summarize(r.is_er, r.energy, r.score, r.final_energy) for name, r in results.items()}
-    pp_rows = postprocess_table(tests, light_model, cfg.submission.light_weight, cfg.submission.shape)
+    pp_rows = postprocess_table(tests, light_model, cfg.section("cygno.submission").light_weight, cfg.section("cygno.submission").shape)
 
     histories = load_histories(RunSettings.from_config(cfg, NAME).checkpoint_dir, OBJECTIVES)
     images = [folder / "roc_auc.png", folder / "confusion.png", folder / "learning_curves.png"]
@@ -160,7 +160,8 @@ def evaluate(cfg, rt, folder: Path) -> Report:
                                                     for name, part in splits.items()) + " (classes balanced: expect ~50 %)"
 
     log_text = format_log(metrics, pp_rows, note)
-    mode = f"{cfg.submission.postprocess} + balance {cfg.submission.balance}"
+    sub = cfg.section("cygno.submission")
+    mode = f"{sub.postprocess} + balance {sub.balance}"
     scored = [f"{s.split('_')[0]} {metrics[s]['score']:.1f}" for s in ("public_test", "private_test") if s in metrics]
     headline = (" · ".join(scored) if scored else f"validation AUC {metrics['validation']['auc']:.4f}") + \
         f" — post-processing {mode}"

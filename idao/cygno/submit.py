@@ -32,19 +32,19 @@ NEUTRAL_KEV = 6.0  # for images that could not be read: mid-range, the least cos
 
 def load_light_model(cfg) -> LightModel:
     """The light (and shape) model train.py fitted on the training split and wrote beside the checkpoints;
-    checked here, before any image is read, to hold the shape model when ``submission.shape`` asks for it."""
+    checked here, before any image is read, to hold the shape model when ``cygno.submission.shape`` asks for it."""
     path = RunSettings.from_config(cfg, "cygno").checkpoint_dir / LIGHT_MODEL_FILE
     model = LightModel.load(path)
-    if cfg.submission.shape and model.shape is None:
+    if cfg.section("cygno.submission").shape and model.shape is None:
         raise CheckpointError(f"{path}: no shape model (written by an older train.py); run train.py again or set "
                               "submission.shape=false")
     return model
 
 
 def test_folders(cfg) -> list[Path]:
-    if cfg.submission.folders:
-        return [Path(f) for f in split_list(cfg.submission.folders)]
-    root = check_root(cfg.data.root)
+    if cfg.section("cygno.submission").folders:
+        return [Path(f) for f in split_list(cfg.section("cygno.submission").folders)]
+    root = check_root(cfg.cygno.root)
     folders = [root / split for split in TEST_SPLITS if (root / split).is_dir()]
     if not folders:
         raise DataError(f"{root}: no public_test or private_test folder to predict")
@@ -53,7 +53,7 @@ def test_folders(cfg) -> list[Path]:
 
 def least_confident(part: pd.DataFrame, sub_cfg, light_model) -> np.ndarray:
     """Rows of one split whose submitted ER score (after post-processing) lies nearest the cut: the
-    ``submission.tta_fraction`` of them that more views of the image can still move across it."""
+    ``cygno.submission.tta_fraction`` of them that more views of the image can still move across it."""
     score, _ = decode(part, sub_cfg, light_model)
     return np.argsort(np.abs(score - 0.5), kind="stable")[: math.ceil(sub_cfg.tta_fraction * len(part))]
 
@@ -75,12 +75,12 @@ def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
     """Raw predictions for every image: id, split (folder name), ER probability and keV.
 
     Test-time augmentation is spent where it counts: every image is scored
-    once, then the least confident ``submission.tta_fraction`` of each split
-    again as the mean over ``submission.tta`` flips / turns (1.0: every image).
+    once, then the least confident ``cygno.submission.tta_fraction`` of each split
+    again as the mean over ``cygno.submission.tta`` flips / turns (1.0: every image).
     The regressor runs only for the post-processing modes that read its keV
     (``REGRESSED``); with ``light`` the energy column is left empty (NaN).
     """
-    models = load_models(cfg, rt, submission_models(cfg.submission))
+    models = load_models(cfg, rt, submission_models(cfg.section("cygno.submission")))
     classifier, tta = models["classifier"]
     frames, seen = [], {}
     for folder in folders:
@@ -89,21 +89,21 @@ def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
             if s.id in seen:
                 raise DataError(f"{s.path}: id {s.id!r} also found as {seen[s.id]}; ids must be unique")
             seen[s.id] = s.path
-        crops = load_crops(samples, cfg.data, rt.show_progress)
-        refine = tta.views > 1 and cfg.submission.tta_fraction < 1
+        crops = load_crops(samples, cfg.cygno, rt.show_progress)
+        refine = tta.views > 1 and cfg.section("cygno.submission").tta_fraction < 1
         logit = predict_outputs(classifier, dataclasses.replace(tta, views=1) if refine else tta, crops, rt)
         spots = crops.spots()
         part = pd.DataFrame({"id": crops.ids, "split": folder.name, "score": tta.predict(logit),
                              "energy": regressed_kev(models, crops, rt),
                              **{c: spots[:, j] for j, c in enumerate(SPOT_COLUMNS)}})
         if refine:  # the other views of the doubtful events, averaged with the identity's logit already in hand
-            doubt = least_confident(part, cfg.submission, light_model)
+            doubt = least_confident(part, cfg.section("cygno.submission"), light_model)
             rest = predict_outputs(classifier, dataclasses.replace(tta, first_view=1), crops, rt, doubt)
             part.loc[doubt, "score"] = tta.predict((logit[doubt] + (tta.views - 1) * rest) / tta.views)
         frames.append(part)
         decoded = set(crops.ids)
         unread = [s.id for s in samples if s.id not in decoded]
-        if unread:  # only with data.on_bad_file=skip: the leaderboard still needs a row per image
+        if unread:  # only with cygno.on_bad_file=skip: the leaderboard still needs a row per image
             warnings.warn(f"{folder}: {len(unread)} unreadable image(s) get neutral predictions "
                           f"(score 0.5, {NEUTRAL_KEV} keV), e.g. {unread[0]}", stacklevel=2)
             frames.append(pd.DataFrame({"id": unread, "split": folder.name, "score": 0.5, "energy": NEUTRAL_KEV,
@@ -153,8 +153,9 @@ def predict(cfg, rt) -> Predictions:
     folders = test_folders(cfg)
     light_model = load_light_model(cfg)
     raw = predict_folders(cfg, folders, light_model, rt)
-    sub = submission_table(raw, cfg.submission, light_model)
+    sub = submission_table(raw, cfg.section("cygno.submission"), light_model)
     validate_submission(sub, raw["id"])
     counts = ", ".join(f"{k} {v}" for k, v in raw["split"].value_counts(sort=False).items())
-    return Predictions(sub, f"{len(sub)} rows ({counts}); post-processing {cfg.submission.postprocess} + balance "
-                            f"{cfg.submission.balance}", companions={".raw.csv": raw})
+    mode = cfg.section("cygno.submission")
+    return Predictions(sub, f"{len(sub)} rows ({counts}); post-processing {mode.postprocess} + balance {mode.balance}",
+                       companions={".raw.csv": raw})

@@ -21,15 +21,15 @@ from .train import NAME, ensure_dataset, train
 
 CROP_MODES = ("centre", "spot")
 RULES = {  # beside the defaults in config.ini; see idao/schema.py
-    "data.simulate_scale": Range(0, 10), "data.simulate_seed": NON_NEGATIVE, "data.crop": Range(16, IMAGE_SIZE),
-    "data.crop_mode": Choice(CROP_MODES), "data.bin": Range(1, 16), "data.workers": COUNT,
-    "data.on_bad_file": Choice(("error", "skip")), "data.val_fraction": FRACTION,
-    "classifier.light_min": Range(0, open_low=True), "classifier.light_max": Range(0, open_low=True),
-    "regressor.light_min": Range(0, open_low=True), "regressor.light_max": Range(0, open_low=True),
-    "regressor.target": Choice(("log", "linear")), "regressor.loss": Choice(tuple(LOSSES)),
-    "submission.postprocess": Choice(MODES), "submission.balance": Choice(BALANCES),
-    "submission.light_weight": NON_NEGATIVE, "submission.tta": Range(1, 8),
-    "submission.tta_fraction": Range(0, 1, open_low=True),
+    "cygno.simulate_scale": Range(0, 10), "cygno.simulate_seed": NON_NEGATIVE, "cygno.crop": Range(16, IMAGE_SIZE),
+    "cygno.crop_mode": Choice(CROP_MODES), "cygno.bin": Range(1, 16), "cygno.workers": COUNT,
+    "cygno.on_bad_file": Choice(("error", "skip")), "cygno.val_fraction": FRACTION,
+    "cygno.classifier.light_min": Range(0, open_low=True), "cygno.classifier.light_max": Range(0, open_low=True),
+    "cygno.regressor.light_min": Range(0, open_low=True), "cygno.regressor.light_max": Range(0, open_low=True),
+    "cygno.regressor.target": Choice(("log", "linear")), "cygno.regressor.loss": Choice(tuple(LOSSES)),
+    "cygno.submission.postprocess": Choice(MODES), "cygno.submission.balance": Choice(BALANCES),
+    "cygno.submission.light_weight": NON_NEGATIVE, "cygno.submission.tta": Range(1, 8),
+    "cygno.submission.tta_fraction": Range(0, 1, open_low=True),
 }
 
 
@@ -43,59 +43,60 @@ def check_trained(cfg, kinds) -> None:
 
 class CygnoTask(TaskDefaults):
     name = NAME
-    sections = ("data", "classifier", "regressor", "submission", "report")
+    sections = ("cygno", "cygno.classifier", "cygno.regressor", "cygno.submission", "cygno.output")
     models = tuple(OBJECTIVES)
-    path_keys = ("data.root", "data.cache_dir", "submission.output", "submission.folders", "report.results_dir")
-    predictions_key = "submission.output"
-    results_key = "report.results_dir"
+    path_keys = ("cygno.root", "cygno.cache_dir", "cygno.submission.folders", "cygno.output.submission",
+                 "cygno.output.results_dir")
+    predictions_key = "cygno.output.submission"
+    results_key = "cygno.output.results_dir"
     # the report's validation split must be the one the models were validated on
-    remembered = ("data.root", "data.val_fraction", "train.seed")
+    remembered = ("cygno.root", "cygno.val_fraction", "train.seed")
     must_match = ()
 
     def check(self, cfg) -> None:
-        check_rules(cfg, RULES, self.models)
-        data, sub = cfg.data, cfg.submission
-        if data.crop % data.bin:
-            raise ConfigError(f"data.crop = {data.crop}: must be a multiple of data.bin ({data.bin})")
+        check_rules(cfg, RULES, [f"cygno.{kind}" for kind in self.models])
+        cygno, sub = cfg.cygno, cfg.section("cygno.submission")
+        if cygno.crop % cygno.bin:
+            raise ConfigError(f"cygno.crop = {cygno.crop}: must be a multiple of cygno.bin ({cygno.bin})")
         for kind in self.models:
-            section = getattr(cfg, kind)
+            section = cfg.section(f"cygno.{kind}")
             if section.light_min > section.light_max:
-                raise ConfigError(f"{kind}.light_min = {section.light_min} is above {kind}.light_max = "
+                raise ConfigError(f"cygno.{kind}.light_min = {section.light_min} is above cygno.{kind}.light_max = "
                                   f"{section.light_max}")
-            check_model(section, kind)
+            check_model(section, f"cygno.{kind}")
         if sub.balance == "pair" and sub.postprocess != "light":
-            raise ConfigError("submission.balance = 'pair' needs submission.postprocess = light")
+            raise ConfigError("cygno.submission.balance = 'pair' needs cygno.submission.postprocess = light")
 
     def check_train(self, cfg) -> None:
-        data, root = cfg.data, Path(cfg.data.root)
+        cygno, root = cfg.cygno, Path(cfg.cygno.root)
         if root.exists():
-            check_readable(root, "data.root", "dataset folder")
-        elif data.simulate_scale > 0:
-            check_writable_dir(root.parent, "data.root (a dataset is simulated there)")
+            check_readable(root, "cygno.root", "dataset folder")
+        elif cygno.simulate_scale > 0:
+            check_writable_dir(root.parent, "cygno.root (a dataset is simulated there)")
         else:
             check_root(root)
-        if data.cache_dir:
-            check_writable_dir(data.cache_dir, "data.cache_dir")
+        if cygno.cache_dir:
+            check_writable_dir(cygno.cache_dir, "cygno.cache_dir")
 
     def check_generate(self, cfg) -> None:
-        check_trained(cfg, submission_models(cfg.submission))
-        for folder in split_list(cfg.submission.folders):
-            check_readable(folder, "submission.folders", "folder")
+        check_trained(cfg, submission_models(cfg.section("cygno.submission")))
+        for folder in split_list(cfg.section("cygno.submission").folders):
+            check_readable(folder, "cygno.submission.folders", "folder")
 
     def check_report(self, cfg) -> None:
         check_trained(cfg, ("classifier",) + tuple(k for k in trained_models(cfg) if k != "classifier"))
-        check_readable(cfg.data.root, "data.root", "dataset folder (report.py scores the data the models trained on)")
-        if cfg.data.cache_dir:
-            check_writable_dir(cfg.data.cache_dir, "data.cache_dir")
+        check_readable(cfg.cygno.root, "cygno.root", "dataset folder (report.py scores the data the models trained on)")
+        if cfg.cygno.cache_dir:
+            check_writable_dir(cfg.cygno.cache_dir, "cygno.cache_dir")
 
-    ensure_data = staticmethod(lambda cfg: ensure_dataset(cfg.data, cfg.train.progress))
+    ensure_data = staticmethod(lambda cfg: ensure_dataset(cfg.cygno, cfg.train.progress))
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
 
     def train(self, cfg, only: str | None = None) -> list[dict]:
         """The models the configured submission runs (the regressor only for the modes that read its keV), or
         just ``only``."""
-        return train(cfg, (only,) if only else submission_models(cfg.submission))
+        return train(cfg, (only,) if only else submission_models(cfg.section("cygno.submission")))
 
 
 TASK = CygnoTask()

@@ -23,7 +23,7 @@ def ensure_dataset(data_cfg, progress: bool = True) -> Path:
         from .simulate import simulate_dataset
 
         print(f"No dataset at {root}: simulating one (scale {data_cfg.simulate_scale}, "
-              f"seed {data_cfg.simulate_seed}). Set data.root to use real data.")
+              f"seed {data_cfg.simulate_seed}). Set cygno.root to use real data.")
         simulate_dataset(root, data_cfg.simulate_scale, data_cfg.simulate_seed, data_cfg.workers, progress=progress)
     return check_root(root)
 
@@ -31,10 +31,10 @@ def ensure_dataset(data_cfg, progress: bool = True) -> Path:
 def prepare(cfg, rt):
     """Dataset root, training crops and the stratified (train, val) indices: the same for train and report."""
     with main_process_first(rt.dist):  # rank 0 simulates and fills the crop cache; the others reuse both
-        root = ensure_dataset(cfg.data, rt.show_progress)
-        crops = load_crops(train_samples(root), cfg.data, rt.show_progress)
+        root = ensure_dataset(cfg.cygno, rt.show_progress)
+        crops = load_crops(train_samples(root), cfg.cygno, rt.show_progress)
     groups = copy_groups([fingerprint(image) for image in crops.images])
-    train_idx, val_idx = split_keeping_copies(crops.classes, cfg.data.val_fraction, cfg.train.seed, groups,
+    train_idx, val_idx = split_keeping_copies(crops.classes, cfg.cygno.val_fraction, cfg.train.seed, groups,
                                               root / "train", "image crop", rt.dist.main)
     return root, crops, train_idx, val_idx
 
@@ -55,6 +55,6 @@ def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
             print("light model, median light per keV: " + "; ".join(
                 f"{p} " + ", ".join(f"{e:g}: {m:.0f}" for e, m in zip(t.kevs, t.medians)) + f", s0={t.s0:.0f} f={t.f:.3f}"
                 for p, t in (("ER", light.er), ("NR", light.nr))))
-        return [fit(kind, ModelSettings.from_section(getattr(cfg, kind), kind), make_objective(kind, cfg),
+        return [fit(kind, ModelSettings.from_section(cfg.section(f"cygno.{kind}"), f"cygno.{kind}"), make_objective(kind, cfg),
                     crops.subset(train_idx), crops.subset(val_idx), rt, run, compat_settings(cfg))
                 for kind in kinds]

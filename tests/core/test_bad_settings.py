@@ -44,16 +44,16 @@ def run_cases(cases: list) -> list:
 
 
 CASES = [  # (script, overrides, what the error line must say)
-    ("train.py", ["data.val_fraction=1.5"], "data.val_fraction = 1.5: expected 0 < val_fraction < 1"),
-    ("train.py", ["classifier.epochs=-1"], "classifier.epochs = -1: expected 1 <= epochs"),
-    ("train.py", ["classifier.batch_size=0"], "classifier.batch_size = 0: expected 1 <= batch_size"),
-    ("train.py", ["data.crop_mode=middle"], "data.crop_mode = 'middle': expected one of centre, spot"),
-    ("train.py", ["data.crop=1000"], "data.crop = 1000: expected 16 <= crop <= 576"),
-    ("train.py", ["data.crop=100", "data.bin=3"], "data.crop = 100: must be a multiple of data.bin (3)"),
-    ("train.py", ["classifier.model=resnet9000"], "unknown model 'resnet9000'"),
-    ("train.py", ["regressor.loss=l3"], "regressor.loss = 'l3': expected one of l1, mse, huber"),
+    ("train.py", ["cygno.val_fraction=1.5"], "cygno.val_fraction = 1.5: expected 0 < val_fraction < 1"),
+    ("train.py", ["cygno.classifier.epochs=-1"], "cygno.classifier.epochs = -1: expected 1 <= epochs"),
+    ("train.py", ["cygno.classifier.batch_size=0"], "cygno.classifier.batch_size = 0: expected 1 <= batch_size"),
+    ("train.py", ["cygno.crop_mode=middle"], "cygno.crop_mode = 'middle': expected one of centre, spot"),
+    ("train.py", ["cygno.crop=1000"], "cygno.crop = 1000: expected 16 <= crop <= 576"),
+    ("train.py", ["cygno.crop=100", "cygno.bin=3"], "cygno.crop = 100: must be a multiple of cygno.bin (3)"),
+    ("train.py", ["cygno.classifier.model=resnet9000"], "unknown model 'resnet9000'"),
+    ("train.py", ["cygno.regressor.loss=l3"], "cygno.regressor.loss = 'l3': expected one of l1, mse, huber"),
     ("train.py", ["train.device=gpu"], "train.device = 'gpu': expected auto, cpu, cuda or cuda:N"),
-    ("train.py", ["classifier.light_min=3"], "classifier.light_min = 3.0 is above classifier.light_max"),
+    ("train.py", ["cygno.classifier.light_min=3"], "cygno.classifier.light_min = 3.0 is above cygno.classifier.light_max"),
     ("train.py", ["task.name=damic", "damic.val_fraction=0"], "damic.val_fraction = 0.0: expected 0 < val_fraction"),
     ("train.py", ["task.name=damic", "damic.model.box_target=middle"], "box_target = 'middle': expected one of"),
     ("train.py", ["task.name=damic", "damic.window=12x"], "damic.window = '12x': expected auto or HxW"),
@@ -63,8 +63,8 @@ CASES = [  # (script, overrides, what the error line must say)
     ("train.py", ["task.name=egamma", "egamma.model.model=resnet9000"], "unknown model 'resnet9000'"),
     ("train.py", ["task.name=egamma", "egamma.train=nowhere.hdf5,also.hdf5"], "nowhere.hdf5"),
     ("train.py", ["task.name=icecube", "icecube.max_pulses=0"], "icecube.max_pulses = 0"),
-    ("generate_submission.py", ["submission.postprocess=snapp"], "submission.postprocess = 'snapp': expected one of"),
-    ("generate_submission.py", ["submission.balance=pair", "submission.postprocess=snap"], "needs submission.postprocess = light"),
+    ("generate_submission.py", ["cygno.submission.postprocess=snapp"], "cygno.submission.postprocess = 'snapp': expected one of"),
+    ("generate_submission.py", ["cygno.submission.balance=pair", "cygno.submission.postprocess=snap"], "needs cygno.submission.postprocess = light"),
     ("generate_submission.py", [], "checkpoint (run train.py first) not found"),
     ("report.py", [], "checkpoint (run train.py first) not found"),
 ]
@@ -73,7 +73,7 @@ CASES = [  # (script, overrides, what the error line must say)
 @pytest.fixture(scope="module")
 def bad_setting_runs(tmp_path_factory):
     folders = [tmp_path_factory.mktemp("empty") for _ in CASES]
-    runs = run_cases([(script, ["data.root=data/sim", "train.checkpoint_dir=ck", *overrides], folder)
+    runs = run_cases([(script, ["cygno.root=data/sim", "train.checkpoint_dir=ck", *overrides], folder)
                       for (script, overrides, _), folder in zip(CASES, folders)])
     return list(zip(runs, folders))
 
@@ -88,8 +88,8 @@ def test_bad_setting_is_one_error_line_before_any_work(bad_setting_runs, case):
     assert not (folder / "data").exists() and not (folder / "ck").exists()  # nothing simulated or written
 
 
-OUTPUT_KEYS = [("train.py", "train.checkpoint_dir"), ("generate_submission.py", "submission.output"),
-               ("report.py", "report.results_dir")]
+OUTPUT_KEYS = [("train.py", "train.checkpoint_dir"), ("generate_submission.py", "cygno.output.submission"),
+               ("report.py", "cygno.output.results_dir")]
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +98,14 @@ def output_runs(tmp_path_factory):
     for script, key in OUTPUT_KEYS:
         folder = tmp_path_factory.mktemp("outputs")
         (folder / "a_file").write_text("not a folder")
-        target = "a_file/out/x.csv" if key == "submission.output" else "a_file/out"
+        target = "a_file/out/x.csv" if key == "cygno.output.submission" else "a_file/out"
         if script != "train.py":  # the jobs that read checkpoints need some to get as far as their outputs
             ck = folder / "ck" / "cygno"
             ck.mkdir(parents=True)
             for name in ("classifier_best.pt", "regressor_best.pt", "light.json"):
                 (ck / name).write_text("")
             (folder / "data" / "sim").mkdir(parents=True)
-        cases.append((script, ["data.root=data/sim", "train.checkpoint_dir=ck", f"{key}={target}"], folder))
+        cases.append((script, ["cygno.root=data/sim", "train.checkpoint_dir=ck", f"{key}={target}"], folder))
     return run_cases(cases)
 
 

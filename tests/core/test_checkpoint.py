@@ -52,9 +52,9 @@ def test_other_architecture_or_settings_is_a_clear_error(tmp_path, cfg):
     _, state = make_state(cfg, "mobilenetv3_small_050")
     with pytest.raises(CheckpointError, match="is a 'mobilenetv3_small_050' model but the config asks for 'densenet_tiny'"):
         check_compatible(state, "c.pt", "densenet_tiny", compat_settings(cfg))
-    other = load_config(overrides=["data.crop=96"], echo=False)
+    other = load_config(overrides=["cygno.crop=96"], echo=False)
     _, state = make_state(cfg)
-    with pytest.raises(CheckpointError, match="trained with data.crop = 128 but the config has 96"):
+    with pytest.raises(CheckpointError, match="trained with cygno.crop = 128 but the config has 96"):
         check_compatible(state, "c.pt", "densenet_tiny", compat_settings(other))
     state["model"] = build_model("densenet121").state_dict()  # wrong weights under the right name
     with pytest.raises(CheckpointError, match="weights do not fit the model"):

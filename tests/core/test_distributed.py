@@ -18,8 +18,8 @@ from conftest import ROOT
 
 
 def train(dataset: Path, work: Path, nproc: int) -> subprocess.CompletedProcess:
-    args = [f"data.root={dataset}", f"data.cache_dir={work / 'cache'}", f"train.checkpoint_dir={work / 'ck'}",
-            "classifier.epochs=2", "classifier.patience=0", "train.progress=false", "train.threads=1",
+    args = [f"cygno.root={dataset}", f"cygno.cache_dir={work / 'cache'}", f"train.checkpoint_dir={work / 'ck'}",
+            "cygno.classifier.epochs=2", "cygno.classifier.patience=0", "train.progress=false", "train.threads=1",
             "--only", "classifier"]
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
                 "--master_port", str(29500 + nproc)] if nproc > 1 else [sys.executable]

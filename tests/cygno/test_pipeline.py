@@ -23,8 +23,8 @@ def checkpoint_copy(work: Path, dataset: Path, tmp_path: Path) -> tuple[Path, li
     ``tmp_path / "sub.csv"``."""
     ck = tmp_path / "ck"
     shutil.copytree(work / "ck", ck)
-    args = [a for a in overrides(dataset, work) if not a.startswith(("train.checkpoint_dir", "submission.output"))]
-    return ck, args + [f"train.checkpoint_dir={ck}", f"submission.output={tmp_path / 'sub.csv'}"]
+    args = [a for a in overrides(dataset, work) if not a.startswith(("train.checkpoint_dir", "cygno.output.submission"))]
+    return ck, args + [f"train.checkpoint_dir={ck}", f"cygno.output.submission={tmp_path / 'sub.csv'}"]
 
 
 def test_submission_follows_every_format_rule(pipeline, tiny_dataset):
@@ -41,7 +41,7 @@ def test_submission_follows_every_format_rule(pipeline, tiny_dataset):
     for split, part in raw.groupby("split"):
         allowed = set(SPLIT_LEVELS[split]["ER"]) | set(SPLIT_LEVELS[split]["NR"])
         assert set(part["regression_predictions"]) <= allowed
-    assert "[submission]" in (work / "results" / "submission.config.ini").read_text()
+    assert "[cygno.submission]" in (work / "results" / "submission.config.ini").read_text()
 
 
 def test_report_agrees_with_csv_and_labels(pipeline, tiny_dataset):
@@ -85,7 +85,7 @@ def test_report_files(pipeline):
     assert 'src="roc_auc.png"' in html and "AUC=" in html
     log = pd.read_csv(work / "ck" / "cygno" / "classifier_log.csv")
     assert list(log["epoch"]) == list(range(12))
-    assert "[classifier]" in (work / "ck" / "cygno" / "config.ini").read_text()
+    assert "[cygno.classifier]" in (work / "ck" / "cygno" / "config.ini").read_text()
 
 
 def _weights(path: Path) -> dict:
@@ -95,7 +95,7 @@ def _weights(path: Path) -> dict:
 @pytest.mark.parametrize("kill_at", ["classifier:6", "regressor:7"])
 def test_sigkill_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, kill_at):
     """A mode that reads the regressor's keV: train.py trains both models, and a run killed in either resumes."""
-    snap = ["submission.postprocess=snap", "submission.balance=none"]
+    snap = ["cygno.submission.postprocess=snap", "cygno.submission.balance=none"]
     ref = overrides(tiny_dataset, tmp_path / "ref", epochs=3) + snap
     run("train.py", *ref)
     args = overrides(tiny_dataset, tmp_path / "killed", epochs=3) + snap
@@ -112,19 +112,19 @@ def test_sigkill_then_resume_gives_the_same_weights(tiny_dataset, tmp_path, kill
 
 
 def test_main_job_simulates_when_no_dataset(tmp_path):
-    args = overrides(tmp_path / "missing", tmp_path, epochs=1) + ["data.simulate_scale=0.003", "--only", "classifier"]
+    args = overrides(tmp_path / "missing", tmp_path, epochs=1) + ["cygno.simulate_scale=0.003", "--only", "classifier"]
     out = run("train.py", *args).stdout
     assert "No dataset at" in out and "simulating one (scale 0.003" in out
     assert (tmp_path / "missing" / "train" / "ER").is_dir()
 
 
 def test_user_errors_exit_2_with_one_line(tmp_path):
-    proc = run("train.py", f"data.root={tmp_path / 'none'}", "data.simulate_scale=0", check=False)
+    proc = run("train.py", f"cygno.root={tmp_path / 'none'}", "cygno.simulate_scale=0", check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "dataset root not found" in proc.stderr
     assert "Traceback" not in proc.stderr
-    proc = run("report.py", "classifier.epochz=1", check=False)
-    assert proc.returncode == 2 and "no key 'classifier.epochz'" in proc.stderr
+    proc = run("report.py", "cygno.classifier.epochz=1", check=False)
+    assert proc.returncode == 2 and "no key 'cygno.classifier.epochz'" in proc.stderr
 
 
 def test_bad_test_image_stops_submission_without_writing(pipeline, tiny_dataset, tmp_path):
@@ -137,14 +137,14 @@ def test_bad_test_image_stops_submission_without_writing(pipeline, tiny_dataset,
     bad = folder / "event_001.png"  # any name: the id is the name without .png
     bad.write_bytes(s.path.read_bytes()[:3000])
     out = tmp_path / "sub.csv"
-    args = overrides(tiny_dataset, work) + [f"submission.folders={folder}", f"submission.output={out}",
-                                            "data.cache_dir="]
+    args = overrides(tiny_dataset, work) + [f"cygno.submission.folders={folder}", f"cygno.output.submission={out}",
+                                            "cygno.cache_dir="]
     proc = run("generate_submission.py", *args, check=False)
     assert proc.returncode == 2
     assert f"{bad}: corrupt or truncated PNG" in proc.stderr
     assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
     # with on_bad_file=skip the others are predicted; the unreadable one still gets a (neutral) row, with a warning
-    proc = run("generate_submission.py", *args, "data.on_bad_file=skip")
+    proc = run("generate_submission.py", *args, "cygno.on_bad_file=skip")
     assert "1 unreadable image(s) get neutral predictions" in proc.stderr
     sub = pd.read_csv(out, dtype={"id": str}).set_index("id")
     assert len(sub) == 6 and sub.loc["event_001", "classification_predictions"] == 0.5
@@ -157,8 +157,8 @@ def test_same_test_id_twice_is_an_error(pipeline, tiny_dataset, tmp_path):
     s = split_samples(tiny_dataset, "public_test")[0]
     for folder in (a, b):
         (folder / s.path.name).write_bytes(s.path.read_bytes())
-    proc = run("generate_submission.py", *overrides(tiny_dataset, work), f"submission.folders={a},{b}",
-               f"submission.output={tmp_path / 'sub.csv'}", check=False)
+    proc = run("generate_submission.py", *overrides(tiny_dataset, work), f"cygno.submission.folders={a},{b}",
+               f"cygno.output.submission={tmp_path / 'sub.csv'}", check=False)
     assert proc.returncode == 2
     assert f"{b / s.path.name}: id '{s.id}' also found as {a / s.path.name}" in proc.stderr
     assert not (tmp_path / "sub.csv").exists()
@@ -176,8 +176,8 @@ def test_real_images_are_typed_right_by_a_model_trained_on_simulation(pipeline, 
         shutil.copy(path, public / path.name)
     for folder, checked in ((public, real_images), (real_images[0].parent, [p for p in real_images if "_1_keV" not in p.name])):
         out = tmp_path / f"{folder.name}.csv"
-        run("generate_submission.py", *overrides(tiny_dataset, work), f"submission.folders={folder}",
-            f"submission.output={out}")
+        run("generate_submission.py", *overrides(tiny_dataset, work), f"cygno.submission.folders={folder}",
+            f"cygno.output.submission={out}")
         sub = pd.read_csv(out, dtype={"id": str})
         called_er = dict(zip(sub["id"], sub["classification_predictions"] > 0.5))
         assert len(called_er) == len(real_images) == 4
@@ -188,7 +188,7 @@ def test_real_images_are_typed_right_by_a_model_trained_on_simulation(pipeline, 
 
 def test_a_light_model_without_shape_is_refused_before_any_image_is_read(pipeline, tiny_dataset, tmp_path):
     """A checkpoint folder from before the shape model: one error line naming light.json, no CSV; with
-    submission.shape=false it still submits."""
+    cygno.submission.shape=false it still submits."""
     work, _ = pipeline
     ck, args = checkpoint_copy(work, tiny_dataset, tmp_path)
     light = ck / "cygno" / "light.json"
@@ -198,7 +198,7 @@ def test_a_light_model_without_shape_is_refused_before_any_image_is_read(pipelin
     proc = run("generate_submission.py", *args, check=False)
     assert proc.returncode == 2 and f"error: {light}: no shape model" in proc.stderr
     assert not (tmp_path / "sub.csv").exists() and not (tmp_path / "sub.raw.csv").exists()
-    run("generate_submission.py", *args, "submission.shape=false")
+    run("generate_submission.py", *args, "cygno.submission.shape=false")
     assert len(pd.read_csv(tmp_path / "sub.csv")) == sum(len(split_samples(tiny_dataset, s))
                                                          for s in ("public_test", "private_test"))
 
@@ -213,7 +213,7 @@ def test_the_default_submission_never_runs_the_regressor(pipeline, tiny_dataset,
     raw = pd.read_csv(tmp_path / "sub.raw.csv")
     assert raw["energy"].isna().all() and raw["score"].notna().all()
     assert pd.read_csv(tmp_path / "sub.csv").equals(pd.read_csv(work / "results" / "submission.csv"))
-    proc = run("generate_submission.py", *args, "submission.postprocess=snap", "submission.balance=none", check=False)
+    proc = run("generate_submission.py", *args, "cygno.submission.postprocess=snap", "cygno.submission.balance=none", check=False)
     assert proc.returncode == 2 and "regressor_best.pt" in proc.stderr and proc.stderr.startswith("error:")
 
 
@@ -224,8 +224,8 @@ def test_report_refuses_a_raw_csv_without_the_spot_columns(pipeline, tiny_datase
     sub.write_bytes((work / "results" / "submission.csv").read_bytes())
     raw = pd.read_csv(work / "results" / "submission.raw.csv", dtype={"id": str}).drop(columns=["width", "elongation"])
     raw.to_csv(tmp_path / "submission.raw.csv", index=False)
-    args = [a for a in overrides(tiny_dataset, work) if not a.startswith(("submission.output", "report.results_dir"))]
-    proc = run("report.py", *args, f"submission.output={sub}", f"report.results_dir={tmp_path / 'res'}", check=False)
+    args = [a for a in overrides(tiny_dataset, work) if not a.startswith(("cygno.output.submission", "cygno.output.results_dir"))]
+    proc = run("report.py", *args, f"cygno.output.submission={sub}", f"cygno.output.results_dir={tmp_path / 'res'}", check=False)
     assert proc.returncode == 2
     assert f"error: {tmp_path / 'submission.raw.csv'}: columns ['width', 'elongation'] missing" in proc.stderr
 

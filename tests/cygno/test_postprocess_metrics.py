@@ -95,7 +95,7 @@ def test_nearest():
 
 
 def test_extra_test_time_views_go_to_the_events_nearest_the_cut():
-    """submission.tta_fraction: the views are spent on the events whose submitted score is least certain."""
+    """cygno.submission.tta_fraction: the views are spent on the events whose submitted score is least certain."""
     from types import SimpleNamespace
 
     import pandas as pd
