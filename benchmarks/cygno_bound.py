@@ -24,7 +24,7 @@ from scipy.stats import norm
 
 from idao.cygno.metrics import summarize
 from idao.cygno.names import TRAIN_CLASSES, UNSEEN_CLASSES
-from idao.cygno.simulate import ER_RANGE_MM, GAIN_SPREAD, PX_MM, SPOT_SIGMA, Physics, _interp_log, light_yield
+from idao.cygno.simulate import ER_RANGE_MM, PX_MM, SPOT_SIGMA, Physics, _interp_log, event_light, light_logpdf
 
 from common import publish  # benchmarks/common.py
 from cygno_scores import SWEEP  # benchmarks/cygno_scores.py: the same physics points
@@ -38,13 +38,13 @@ def oracle_split(classes, n: int, rng: np.random.Generator, physics: Physics) ->
     light, width, is_er, energy = [], [], [], []
     for particle, kev in classes:
         mean, spread = SPOT_SIGMA[particle]
-        light.append(light_yield(particle, kev, physics) * rng.lognormal(0.0, GAIN_SPREAD, n))
+        light.append(event_light(particle, kev, rng, physics, n))
         width.append(rng.normal(mean, spread, n) * physics.diffusion)
         is_er.append(np.full(n, particle == "ER"))
         energy.append(np.full(n, float(kev)))
     light, width, is_er, energy = map(np.concatenate, (light, width, is_er, energy))
     # log p(light, width | class) for each of the split's classes (equally likely, as in the test splits)
-    ll = np.stack([norm.logpdf(np.log(light), np.log(light_yield(p, e, physics)), GAIN_SPREAD) - np.log(light)
+    ll = np.stack([light_logpdf(light, p, e, physics)
                    + norm.logpdf(width, SPOT_SIGMA[p][0] * physics.diffusion, SPOT_SIGMA[p][1] * physics.diffusion)
                    for p, e in classes], 1)
     er_cols = np.array([p == "ER" for p, _ in classes])

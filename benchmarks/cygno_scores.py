@@ -97,7 +97,8 @@ def write_table(rows: list[dict], args) -> None:
     """The markdown table of every point so far, with the summary lines (to --out, else printed)."""
     table = pd.DataFrame(rows)
     lines = [f"Command: `python benchmarks/cygno_scores.py --scales {args.scales} --seeds {args.seeds} "
-             f"--sweep-scale {args.sweep_scale}{' ' + ' '.join(args.overrides) if args.overrides else ''}`; "
+             f"--sweep '{args.sweep}' --sweep-scale {args.sweep_scale}"
+             f"{' ' + ' '.join(args.overrides) if args.overrides else ''}`; "
              f"{WORKERS} CPU cores; default config. Type accuracy / MAE (keV) per class.", "",
              "Public / private *light only*: the same trained models submitted without the shape model "
              "(`cygno.submission.shape=false cygno.submission.light_weight=0.5`, otherwise the defaults).", "",
