@@ -73,7 +73,7 @@ def generate(task: Task, cfg):
         raise DataError("predictions are not finite; refusing to write them")
     out = Path(cfg.value(task.predictions_key))
     for suffix, table in result.companions.items():
-        write_csv(table, out.with_suffix(suffix))
+        write_csv(table, out.with_suffix(suffix), float_format=result.float_format)
     write_csv(result.table, out, float_format=result.float_format)
     write_text(out.with_suffix(".config.ini"), cfg.to_ini() + "".join(f"\n; {note}\n" for note in result.notes))
     print(f"wrote {out}: {result.summary}")

@@ -77,7 +77,7 @@ class Predictions:
 
     table: pd.DataFrame  # one row per item predicted: the CSV a user hands on
     summary: str  # what the closing line says after "wrote <path>: "
-    float_format: str = "%.7g"
+    float_format: str = "%.7g"  # of the CSV and its companions
     companions: dict[str, pd.DataFrame] = field(default_factory=dict)  # suffix -> table written beside the CSV
     notes: list[str] = field(default_factory=list)  # recorded under the config beside the CSV (estimated priors)
 

@@ -44,6 +44,20 @@ def test_submission_follows_every_format_rule(pipeline, tiny_dataset):
     assert "[cygno.submission]" in (work / "results" / "submission.config.ini").read_text()
 
 
+def test_the_csv_holds_the_decoded_scores_to_the_last_bit(pipeline, tiny_dataset):
+    """Scores near 1 written to 7 digits tie, and ties cost AUC (3.4 private points on the main job): the CSV
+    holds exactly what the decoder computed from the raw outputs beside it."""
+    from idao.config import load_config
+    from idao.cygno.submit import load_light_model, submission_table
+
+    work, _ = pipeline
+    cfg = load_config(None, overrides(tiny_dataset, work), echo=False)
+    raw = pd.read_csv(work / "results" / "submission.raw.csv", dtype={"id": str})
+    decoded = submission_table(raw, cfg.section("cygno.submission"), load_light_model(cfg))
+    sub = pd.read_csv(work / "results" / "submission.csv", dtype={"id": str})
+    assert np.array_equal(sub["classification_predictions"].to_numpy(), decoded.iloc[:, 1].to_numpy())
+
+
 def test_report_agrees_with_csv_and_labels(pipeline, tiny_dataset):
     work, outputs = pipeline
     metrics = json.loads((work / "results" / "metrics.json").read_text())["metrics"]
