@@ -92,7 +92,7 @@ def report(task: Task, cfg):
     for line in result.closing:
         print(line)
     print(f"report: {folder / 'index.html'}")
-    return result.metrics if result.returned is None else result.returned
+    return result.metrics
 
 
 def run_job(job: str, overrides=(), config=None, only: str | None = None, echo: bool = False):

@@ -94,7 +94,6 @@ class Report:
     tables: list[tuple[str, list[str], list[list]]] = field(default_factory=list)
     banner: str = ""  # e.g. SIMULATED DATA
     closing: list[str] = field(default_factory=list)  # lines printed after the log (CYGNO's simulated scores)
-    returned: Any = None  # what report.py returns to a caller, when not ``metrics``
 
 
 class Task(Protocol):

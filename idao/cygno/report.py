@@ -31,8 +31,8 @@ POSTPROCESS_CHOICES = (("none", "none"), ("snap", "none"), ("split", "none"), ("
 
 def trained_models(cfg) -> tuple[str, ...]:
     """The models that have a best checkpoint (the regressor is trained only where asked for)."""
-    folder = RunSettings.from_config(cfg, NAME)
-    return tuple(kind for kind in OBJECTIVES if folder.path(kind, "best").exists())
+    run = RunSettings.from_config(cfg, NAME)
+    return tuple(kind for kind in OBJECTIVES if run.path(kind, "best").exists())
 
 
 def validation_result(cfg, light_model, rt) -> SplitResult:
@@ -44,9 +44,9 @@ def validation_result(cfg, light_model, rt) -> SplitResult:
     # validation holds the training classes, the public split's set: decoded with that split's levels, so that its
     # score reads like a public score; but not balanced (its classes are as unequal as the training folders')
     spots = val.spots()
-    score, final = postprocess(pred["regressor"], pred["classifier"], "public_test", cfg.section("cygno.submission").postprocess,
-                               "none", spots[:, 0], light_model, cfg.section("cygno.submission").light_weight,
-                               spots[:, 1:] if cfg.section("cygno.submission").shape else None)
+    sub = cfg.section("cygno.submission")
+    score, final = postprocess(pred["regressor"], pred["classifier"], "public_test", sub.postprocess, "none", spots[:, 0],
+                               light_model, sub.light_weight, spots[:, 1:] if sub.shape else None)
     return SplitResult(val.is_er, val.energy, score, pred["regressor"], final, spots[:, 0], pred["classifier"],
                        spots[:, 1:])
 
@@ -135,7 +135,8 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     note = ("test splits scored from " + cfg.section("cygno.output").submission + " against " + str(root / "labels.csv")
             if tests else "no labelled test splits (real data has none, or generate_submission.py has not run)")
     metrics = {name: summarize(r.is_er, r.energy, r.score, r.final_energy) for name, r in results.items()}
-    pp_rows = postprocess_table(tests, light_model, cfg.section("cygno.submission").light_weight, cfg.section("cygno.submission").shape)
+    sub = cfg.section("cygno.submission")
+    pp_rows = postprocess_table(tests, light_model, sub.light_weight, sub.shape)
 
     histories = load_histories(RunSettings.from_config(cfg, NAME).checkpoint_dir, OBJECTIVES)
     images = [folder / "roc_auc.png", folder / "confusion.png", folder / "learning_curves.png"]
@@ -160,7 +161,6 @@ def evaluate(cfg, rt, folder: Path) -> Report:
                                                     for name, part in splits.items()) + " (classes balanced: expect ~50 %)"
 
     log_text = format_log(metrics, pp_rows, note)
-    sub = cfg.section("cygno.submission")
     mode = f"{sub.postprocess} + balance {sub.balance}"
     scored = [f"{s.split('_')[0]} {metrics[s]['score']:.1f}" for s in ("public_test", "private_test") if s in metrics]
     headline = (" · ".join(scored) if scored else f"validation AUC {metrics['validation']['auc']:.4f}") + \
@@ -176,4 +176,4 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     closing = [f"simulated {split.split('_')[0]} score: {metrics[split]['score']:.1f} (AUC {metrics[split]['auc']:.4f}, "
                f"MAE {metrics[split]['mae']:.3f} keV)" for split in ("public_test", "private_test") if split in metrics]
     return Report("idao report: CYGNO", headline, log_text, dict(metrics=metrics, postprocess=pp_rows), images, tables,
-                  banner, closing, returned=metrics)
+                  banner, closing)

@@ -15,7 +15,7 @@ from .images import IMAGE_SIZE
 from .light import LIGHT_MODEL_FILE
 from .objectives import LOSSES, OBJECTIVES
 from .postprocess import BALANCES, MODES
-from .report import evaluate, trained_models
+from .report import evaluate
 from .submit import predict, submission_models
 from .train import NAME, ensure_dataset, train
 
@@ -84,7 +84,7 @@ class CygnoTask(TaskDefaults):
             check_readable(folder, "cygno.submission.folders", "folder")
 
     def check_report(self, cfg) -> None:
-        check_trained(cfg, ("classifier",) + tuple(k for k in trained_models(cfg) if k != "classifier"))
+        check_trained(cfg, ("classifier",))  # the regressor is reported when there is one
         check_readable(cfg.cygno.root, "cygno.root", "dataset folder (report.py scores the data the models trained on)")
         if cfg.cygno.cache_dir:
             check_writable_dir(cfg.cygno.cache_dir, "cygno.cache_dir")

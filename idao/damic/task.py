@@ -407,7 +407,7 @@ def evaluate(cfg, rt, folder: Path) -> Report:
                 [[c, v["precision"], v["recall"], v["f1"], v["support"], v["auc"]] for c, v in m["per_class"].items()])
                for n, m in metrics.items()]
     return Report("idao report: DAMIC-M tracks", headline, log_text, dict(classes=list(objective.classes), metrics=metrics),
-                  images, tables, returned=metrics)
+                  images, tables)
 
 
 class DamicTask(TaskDefaults):
