@@ -18,7 +18,8 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from idao.egamma.simulate import Physics, parse_physics, simulate_images
+from idao.egamma.simulate import Physics, simulate_images
+from idao.knobs import parse_knobs
 
 from common import publish  # benchmarks/common.py
 
@@ -62,7 +63,7 @@ def main() -> None:
              "| simulator setting | ROC-AUC | seconds |", "|---|---:|---:|"]
     for setting in SETTINGS:
         t = time.time()
-        aucs = [auc_for(parse_physics(setting), args.events, seed) for seed in range(args.seeds)]
+        aucs = [auc_for(parse_knobs(Physics, setting), args.events, seed) for seed in range(args.seeds)]
         lines.append(f"| {setting or 'default'} | {np.mean(aucs):.4f} | {time.time() - t:.0f} |")
         print(lines[-1], flush=True)
     publish(lines, args.out)

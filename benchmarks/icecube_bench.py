@@ -1,11 +1,13 @@
-"""IceCube in one run on one simulated dataset: line fit vs the network, speeds, and memory against file count.
+"""IceCube in one run on one simulated dataset: the network against both baselines per event class, the event
+classifier, input and model throughput by DataLoader workers, and memory against file count.
 
 1. Simulates ``--files`` training batch files of ``--per-file`` events and a test split.
-2. Trains the default network with train.py on the first ``--train-files`` of them (the main job's settings).
-3. On the test split: mean angular error of the network and of the line fit, per event type; events/s of
-   the network's inference (pulse selection, padding and the forward pass) and of the line fit.
-4. Peak memory of a loading epoch (every event through the objective's ``inputs``) over 1, 4 and 16 files,
-   each in a fresh process.
+2. Trains the default network and event classifier with train.py on the first ``--train-files`` of them.
+3. On the test split: mean angular error of the network, the line fit and 2 dots, per true event class and
+   per predicted class; the classifier's confusion matrix.
+4. Throughput with ``train.loader_workers`` 0, 1, 2: the input path alone (every test event through the
+   objective's batches, no model), inference (input + forward) and one training epoch (train.py).
+5. Peak memory of a loading epoch over 1, 4 and 16 files, each in a fresh process.
 
     python benchmarks/icecube_bench.py --out docs/benchmarks/icecube_bench.md
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -22,8 +25,8 @@ from pathlib import Path
 
 from common import publish  # benchmarks/common.py
 
-
 ROOT = Path(__file__).resolve().parents[1]
+WORKERS = (0, 1, 2)
 
 
 def loading_epoch(root: str, files: int) -> dict:
@@ -43,6 +46,18 @@ def loading_epoch(root: str, files: int) -> dict:
                 peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
+def input_rate(objective, data, rt) -> float:
+    """Events/s of the input path alone: every event of ``data`` batched as inference batches it, no model."""
+    from idao.engine import batch_inputs
+
+    order = data.file.argsort(kind="stable")
+    plan = [(order[s : s + rt.batch_size], None) for s in range(0, len(order), rt.batch_size)]
+    t = time.time()
+    for _ in batch_inputs(objective, data, plan, rt):
+        pass
+    return len(data) / (time.time() - t)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(loading_epoch(sys.argv[2], int(sys.argv[3]))))
@@ -55,14 +70,18 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("overrides", nargs="*", help="config overrides for every run (default: none)")
     args = parser.parse_args()
+    import dataclasses
+
+    import numpy as np
     import torch
 
-    from idao.icecube.io import angular_error, read_split, with_test_truth
-    from idao.icecube.linefit import line_fit_all
-    from idao.icecube.simulate import simulate_dataset
-    from idao.icecube.task import load_model, model_directions
-    from idao.runtime import make_runtime
     from idao.config import load_config
+    from idao.icecube.baselines import METHODS, baseline_directions
+    from idao.icecube.classes import CLASSES
+    from idao.icecube.io import angular_error, read_split, with_test_truth
+    from idao.icecube.simulate import simulate_dataset
+    from idao.icecube.task import class_probabilities, load_classifier, load_model, model_directions
+    from idao.runtime import make_runtime
 
     work = Path(tempfile.mkdtemp(prefix="icecube-bench-"))
     root = work / "data"
@@ -79,33 +98,47 @@ def main() -> None:
     model, objective = load_model(cfg, rt)
     test = with_test_truth(root, read_split(root, "test", labelled=False))
     true, kinds = test.direction, test.extra["event_type"]
-    test.pulses(0)  # the file read, outside the timings
-    t = time.time()
-    net = model_directions(model, objective, test, rt)
-    net_s = time.time() - t
-    t = time.time()
-    line = line_fit_all(test)
-    line_s = time.time() - t
-    err_net, err_line = angular_error(net, true), angular_error(line, true)
+    errors = {"network": angular_error(model_directions(model, objective, test, rt), true)}
+    errors |= {m: angular_error(baseline_directions(test, m), true) for m in METHODS}
+    probs = class_probabilities(load_classifier(cfg, rt), test, rt)
+    predicted = np.array(CLASSES)[probs.argmax(1)]
     n_train = int(args.train_files * args.per_file * (1 - cfg.icecube.val_fraction))
     epochs = cfg.section("icecube.model").epochs
     lines = [f"Simulated: {args.files} training files x {args.per_file} events, {args.test_events} test events "
-             f"({sim_s:.0f} s). The network (`pulse_transformer`, defaults) trained with train.py on "
-             f"{args.train_files} files ({n_train} events, {epochs} epochs) in {train_s:.0f} s "
-             f"({n_train * epochs / train_s:.0f} events/s including validation); torch threads {torch.get_num_threads()}, "
-             "2 CPU cores, one run. Command: `python benchmarks/icecube_bench.py`.", "",
-             "| events (test split) | n | network mean error (rad) | line fit mean error (rad) | ratio |",
-             "|---|---:|---:|---:|---:|",
-             f"| all | {len(true)} | **{err_net.mean():.4f}** | {err_line.mean():.4f} | **{err_net.mean() / err_line.mean():.2f}** |"]
-    for kind in sorted(set(kinds)):
-        m = kinds == kind
-        lines.append(f"| {kind} | {m.sum()} | {err_net[m].mean():.4f} | {err_line[m].mean():.4f} | "
-                     f"{err_net[m].mean() / err_line[m].mean():.2f} |")
-    lines += ["", "| speed | events/s |", "|---|---:|",
-              f"| network inference (pulse selection + padding + forward, batch 256) | {len(true) / net_s:.0f} |",
-              f"| line fit | {len(true) / line_s:.0f} |",
-              f"| network training (train.py, incl. validation) | {n_train * epochs / train_s:.0f} |", "",
-              "| training files read in one loading epoch | events | events/s | peak memory MB |", "|---:|---:|---:|---:|"]
+             f"({sim_s:.0f} s; the simulator's default mix: 12 % through-going tracks, 8 % starting, 80 % cascades). "
+             f"The network (`pulse_transformer`, defaults) and the event classifier trained with train.py on "
+             f"{args.train_files} files ({n_train} events, {epochs} epochs) in {train_s:.0f} s; torch threads "
+             f"{torch.get_num_threads()}, 2 CPU cores, one run. Command: `python benchmarks/icecube_bench.py`.", "",
+             "Mean angular error (rad) on the test split; ratio: network / line fit.", "",
+             "| events | n | network | line fit | 2 dots | ratio |", "|---|---:|---:|---:|---:|---:|"]
+    groups = [("all", np.ones(len(true), bool))] + [(f"true {k}", kinds == k) for k in CLASSES]
+    groups += [(f"predicted {k}", predicted == k) for k in CLASSES]
+    for name, m in groups:
+        e = {k: v[m].mean() for k, v in errors.items()}
+        lines.append(f"| {name} | {m.sum()} | {e['network']:.4f} | {e['linefit']:.4f} | {e['twodots']:.4f} | "
+                     f"{e['network'] / e['linefit']:.2f} |")
+    lines += ["", "Event classifier (boosted trees on pulse summaries), rows true, columns predicted:", "",
+              "| true \\ predicted | " + " | ".join(CLASSES) + " | recall |", "|---|" + "---:|" * (len(CLASSES) + 1)]
+    for k in CLASSES:
+        row = [int(((kinds == k) & (predicted == c)).sum()) for c in CLASSES]
+        lines.append(f"| {k} | " + " | ".join(map(str, row)) + f" | {row[CLASSES.index(k)] / max(sum(row), 1):.3f} |")
+    lines.append(f"\nAccuracy {np.mean(predicted == kinds):.3f}.")
+    lines += ["", "| train.loader_workers | input path alone, events/s | inference, events/s | training epoch, events/s |",
+              "|---:|---:|---:|---:|"]
+    test.pulses(0)  # the file read, outside the timings
+    for w in WORKERS:
+        rt_w = dataclasses.replace(rt, loader_workers=w)
+        inputs = input_rate(objective, test, rt_w)
+        t = time.time()
+        model_directions(model, objective, test, rt_w)
+        infer = len(test) / (time.time() - t)
+        out = subprocess.run([sys.executable, str(ROOT / "train.py"), *overrides, "icecube.model.epochs=1",
+                              f"train.checkpoint_dir={work / f'ck{w}'}", f"train.loader_workers={w}", "--only",
+                              "direction"], check=True, capture_output=True, text=True).stdout
+        rate = re.search(r"\(([\d.]+)s, (\d+) img/s\)", out).group(2)
+        lines.append(f"| {w} | {inputs:.0f} | {infer:.0f} | {rate} |")
+        print(lines[-1], flush=True)
+    lines += ["", "| training files read in one loading epoch | events | events/s | peak memory MB |", "|---:|---:|---:|---:|"]
     for files in (1, 4, 16):
         if files <= args.files:
             out = subprocess.run([sys.executable, __file__, "--child", str(root), str(files)], capture_output=True,

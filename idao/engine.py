@@ -125,14 +125,15 @@ def train_one_epoch(model, objective, optimizer, scheduler, data, batch_size: in
     rank, world = rt.dist.rank, rt.dist.world
     order = epoch_order(data, generator)
     total, count, sums = 0.0, 0, {}
-    batches = range(0, len(order), batch_size)
-    for i, start in enumerate(tqdm(batches, desc="train", leave=False, disable=not rt.show_progress, mininterval=2)):
+    plan = []  # (items, draws) of this process, every batch drawn up front: the same for any loader_workers
+    for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         draws = objective.draw(len(batch), generator)
-        if len(batch) < world:  # too few for every process: skipped by all alike
-            continue
-        idx, draws = batch[rank::world], draws[rank::world]
-        x = objective.inputs(data, idx, rt, draws)
+        if len(batch) >= world:  # too few for every process: skipped by all alike
+            plan.append((batch[rank::world], draws[rank::world]))
+    inputs = batch_inputs(objective, data, plan, rt)
+    for i, ((idx, draws), x) in enumerate(tqdm(zip(plan, inputs), total=len(plan), desc="train", leave=False,
+                                               disable=not rt.show_progress, mininterval=2)):
         y = objective.targets(data, idx, draws).to(rt.device)
         with autocast(rt.device, rt.amp):
             out = squeeze(model(x).float())
@@ -151,6 +152,44 @@ def train_one_epoch(model, objective, optimizer, scheduler, data, batch_size: in
     keys = sorted(sums)
     total, count, *values = all_sum([total, count, *(sums[k] for k in keys)], rt.device, rt.dist)
     return total / max(count, 1), {f"train_{k}": v / max(count, 1) for k, v in zip(keys, values)}
+
+
+class _PlannedBatches(torch.utils.data.Dataset):
+    """Batch k of a plan as the objective builds it, on the CPU: what a DataLoader worker runs."""
+
+    def __init__(self, objective, data, plan, rt: Runtime):
+        self.objective, self.data, self.plan = objective, data, plan
+        self.rt = dataclasses.replace(rt, device=torch.device("cpu"), loader_workers=0)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, k: int):
+        idx, draws = self.plan[k]
+        return self.objective.inputs(self.data, idx, self.rt, draws)
+
+
+def to_device(x, device: torch.device):
+    """A model input (a tensor, or a dict of them) on ``device``."""
+    if isinstance(x, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    return x.to(device, non_blocking=True)
+
+
+def batch_inputs(objective, data, plan: list, rt: Runtime):
+    """The model inputs of ``plan`` ((items, draws) per batch), in order.
+
+    With ``rt.loader_workers`` > 0 they are built by that many background
+    processes (a DataLoader, each worker reading the data on its own: an
+    IceCube worker keeps its own few batch files), up to 4 batches ahead of
+    the model; the batches are the same either way.
+    """
+    if rt.loader_workers == 0:
+        return (objective.inputs(data, idx, rt, draws) for idx, draws in plan)
+    loader = torch.utils.data.DataLoader(_PlannedBatches(objective, data, plan, rt), batch_size=None,
+                                         num_workers=rt.loader_workers, prefetch_factor=4,
+                                         pin_memory=rt.device.type == "cuda")
+    return (to_device(x, rt.device) for x in loader)
 
 
 def epoch_order(data, generator) -> np.ndarray:
@@ -173,10 +212,9 @@ def predict_outputs(model, objective, data, rt: Runtime, indices=None) -> np.nda
     model.eval()
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
     outs = []
-    batch_size = rt.batch_size
-    for start in tqdm(range(0, len(indices), batch_size), desc="predict", leave=False, disable=not rt.show_progress,
-                      mininterval=2):
-        x = objective.inputs(data, indices[start : start + batch_size], rt)
+    plan = [(indices[start : start + rt.batch_size], None) for start in range(0, len(indices), rt.batch_size)]
+    for x in tqdm(batch_inputs(objective, data, plan, rt), total=len(plan), desc="predict", leave=False,
+                  disable=not rt.show_progress, mininterval=2):
         views = objective.test_views(x) if hasattr(objective, "test_views") else [x]  # test-time augmentation
         with autocast(rt.device, rt.amp):
             outs.append((sum(squeeze(model(v).float()) for v in views) / len(views)).cpu().numpy())

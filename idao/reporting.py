@@ -33,6 +33,18 @@ def grid(n: int, size=4.2):
     return fig, axes[0]
 
 
+def confusion_panel(ax, counts: np.ndarray, rows, cols, title: str, fontsize: int = 9) -> None:
+    """Counts per (true row, predicted column), written in the cells; colours normalised per true class (row)."""
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i, j in zip(*np.nonzero(counts)):
+        ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=fontsize,
+                color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(cols)), cols, rotation=90 if len(cols) > 4 else 45)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+
+
 def roc_panel(ax, curves, title: str, log_fpr: bool = False, xlabel: str = "false positive rate",
               ylabel: str = "true positive rate") -> None:
     """ROC curves ``[(label, is_positive, score), ...]`` on one panel, AUC in the legend.

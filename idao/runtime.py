@@ -55,6 +55,7 @@ class Runtime:
     progress: bool
     batch_size: int = 256  # inference batches (train.predict_batch_size)
     dist: DistInfo = DistInfo()
+    loader_workers: int = 0  # processes building input batches (train.loader_workers)
 
     def provenance(self) -> dict:
         """What produced an output: versions, git commit (when run from a checkout), date, device, processes."""
@@ -78,7 +79,7 @@ def make_runtime(train_cfg, dist_info: DistInfo | None = None, device: torch.dev
     device = device or resolve_device(train_cfg.device)
     fmt = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
     return Runtime(device, train_cfg.amp and device.type == "cuda", fmt, train_cfg.progress, train_cfg.predict_batch_size,
-                   dist_info or DistInfo())
+                   dist_info or DistInfo(), train_cfg.loader_workers)
 
 
 @contextlib.contextmanager

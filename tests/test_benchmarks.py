@@ -18,9 +18,9 @@ def bench(script: str, *args: str, out) -> str:
     return text
 
 
-def test_cygno_benchmarks(tiny_dataset, pipeline, tmp_path):
-    work, _ = pipeline  # the CYGNO scripts' own run (tests/conftest.py): its checkpoints
-    data = [f"cygno.root={tiny_dataset}", f"train.checkpoint_dir={work / 'ck'}", *CYGNO_FAST]
+def test_cygno_benchmarks(tiny_dataset, tmp_path):
+    data = [f"cygno.root={tiny_dataset}", f"train.checkpoint_dir={tmp_path / 'ck'}", *CYGNO_FAST]
+    run("train.py", *data)  # the models submission_time scores
     assert "decode floor" in bench("submission_time", "--root", str(tiny_dataset), "--tta", "1/1",
                                    *data, out=tmp_path / "submission_time.md")
     bench("cygno_bound", "--events", "100", out=tmp_path / "cygno_bound.md")

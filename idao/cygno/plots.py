@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting import grid, plot_roc_pair, plt, save_figure
+from ..reporting import confusion_panel, grid, plot_roc_pair, plt, save_figure
 from .names import ENERGIES
 from .postprocess import SPLIT_LEVELS, nearest
 
@@ -111,16 +111,7 @@ def plot_confusion(results: dict, path: Path) -> None:
         for t, p in zip(true, pred):
             if t in rows and p in cols:
                 m[rows.index(t), cols.index(p)] += 1
-        share = m / np.maximum(m.sum(1, keepdims=True), 1)
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-        for i in range(len(rows)):
-            for j in range(len(cols)):
-                if m[i, j]:
-                    ax.text(j, i, m[i, j], ha="center", va="center", fontsize=7,
-                            color="white" if share[i, j] > 0.5 else "black")
-        ax.set_xticks(range(len(cols)), cols, rotation=90)
-        ax.set_yticks(range(len(rows)), rows)
-        ax.set(xlabel="predicted", ylabel="true", title=name)
+        confusion_panel(ax, m, rows, cols, name, fontsize=7)
     save_figure(fig, path)
 
 

@@ -18,7 +18,7 @@ import io
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from tqdm import tqdm
 from ..atomic import building_dir, check_disk_space, write_text
 from .dataset import LABELS_FILE, TEST_SPLITS
 from ..errors import DataError
+from ..knobs import parse_knobs
 from .images import IMAGE_SIZE
 from .names import TRAIN_CLASSES, UNSEEN_CLASSES
 
@@ -81,16 +82,7 @@ class Physics:
     @classmethod
     def parse(cls, text: str) -> "Physics":
         """``"nr_quenching=1.25,noise=0.8"`` -> Physics; "" -> defaults."""
-        values = {}
-        for item in filter(None, (t.strip() for t in text.split(","))):
-            key, _, value = item.partition("=")
-            if key not in {f.name for f in fields(cls)}:
-                raise DataError(f"--physics {item!r}: unknown knob; known: {', '.join(f.name for f in fields(cls))}")
-            try:
-                values[key] = float(value)
-            except ValueError:
-                raise DataError(f"--physics {item!r}: expected {key}=<number>") from None
-        return cls(**values)
+        return parse_knobs(cls, text)
 
 
 def _interp_log(table, energy: float) -> float:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting import grid, plt, roc_panel, save_figure
+from ..reporting import confusion_panel, grid, plt, roc_panel, save_figure
 from .metrics import accuracy_by
 
 
@@ -26,17 +26,9 @@ def plot_confusion(results: dict, path: Path) -> None:
     """Counts per (true, predicted) class; colours normalised per true class (row)."""
     fig, axes = grid(len(results), size=4.5)
     for ax, (name, r) in zip(axes, results.items()):
-        k = len(r.classes)
-        m = np.zeros((k, k), int)
+        m = np.zeros((len(r.classes), len(r.classes)), int)
         np.add.at(m, (r.label, r.probs.argmax(1)), 1)
-        share = m / np.maximum(m.sum(1, keepdims=True), 1)
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, m[i, j], ha="center", va="center", color="white" if share[i, j] > 0.5 else "black")
-        ax.set_xticks(range(k), r.classes, rotation=45)
-        ax.set_yticks(range(k), r.classes)
-        ax.set(xlabel="predicted", ylabel="true", title=name)
+        confusion_panel(ax, m, r.classes, r.classes, name)
     save_figure(fig, path)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, check_disk_space
+from ..knobs import parse_knobs
 
 SIZE = 32
 FILES = {1: "SingleElectronPt50_IMGCROPS_n249k_RHv1.hdf5", 0: "SinglePhotonPt50_IMGCROPS_n249k_RHv1.hdf5"}
@@ -137,17 +138,6 @@ def simulate_dataset(folder: Path, events: int, seed: int = 0, p: Physics = Phys
     return folder
 
 
-def parse_physics(text: str) -> Physics:
-    """``brem_mean=0.3,conversion=0.5`` -> Physics."""
-    values = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        key, _, value = item.partition("=")
-        if key not in Physics.__dataclass_fields__:
-            raise SystemExit(f"error: --physics {key}: expected one of {', '.join(Physics.__dataclass_fields__)}")
-        values[key] = type(getattr(Physics(), key))(value)
-    return Physics(**values)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Write simulated ML4SCI electron / photon calorimeter files.")
     parser.add_argument("out", type=Path, help="folder for the two .hdf5 files")
@@ -155,8 +145,13 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--physics", default="", help="e.g. brem_mean=0.3,conversion=0.5 (see Physics)")
     args = parser.parse_args(argv)
-    simulate_dataset(args.out, args.events, args.seed, parse_physics(args.physics))
-    print(f"wrote {args.out}: {args.events} electrons and {args.events} photons")
+    from ..cli import run_cli
+
+    def job():
+        simulate_dataset(args.out, args.events, args.seed, parse_knobs(Physics, args.physics))
+        print(f"wrote {args.out}: {args.events} electrons and {args.events} photons")
+
+    run_cli(job)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """What the direction model learns: a 3-vector per event, von Mises-Fisher loss, mean angular error.
 
 An event is a variable-length list of pulses; ``inputs`` pads a batch into
-``{"x": (B, P, 6), "mask": (B, P)}`` (the engine's dict-input hook). Each
+``{"x": (B, P, 6), "mask": (B, P), "seed": (B, 8)}`` (the engine's dict-input
+hook), built with array operations over the whole batch (``PulseSet.gather``);
+``seed`` holds the two baselines' answers (``baselines.py``). Each
 pulse: position / 500 m, time relative to the event's median / 3000 ns,
 log10 charge, auxiliary flag. An event keeps at most ``max_pulses`` pulses:
 non-auxiliary ones first (auxiliary pulses are more often noise), then the
@@ -19,18 +21,30 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import models  # noqa: F401  (registers pulse_transformer)
+from .baselines import dot_displacements, from_motion, line_velocities
 from .io import PulseSet, angular_error
+from .models import FEATURES  # (importing models registers pulse_transformer)
 
-FEATURES = 6
 
 
-def select_pulses(time: np.ndarray, auxiliary: np.ndarray, cap: int) -> np.ndarray:
-    """Indices of the pulses kept: non-auxiliary first, then by time; returned in time order."""
-    if len(time) <= cap:
-        return np.argsort(time, kind="stable")
-    keep = np.lexsort((time, auxiliary))[:cap]
-    return keep[np.argsort(time[keep], kind="stable")]
+def select_pulses(event: np.ndarray, time: np.ndarray, auxiliary: np.ndarray, cap: int) -> np.ndarray:
+    """Indices of the pulses kept, at most ``cap`` per event (``event``: each pulse's event, grouped):
+    non-auxiliary first, then the earliest; returned grouped by event and in time order within each."""
+    order = np.lexsort((time, auxiliary, event))
+    counts = np.bincount(event)
+    first = np.cumsum(counts) - counts
+    kept = order[np.arange(len(order)) - first[event[order]] < cap]
+    return kept[np.lexsort((time[kept], event[kept]))]
+
+
+def seeds(event, pos, time, charge, auxiliary, n: int) -> np.ndarray:
+    """(n, models.SEED_FEATURES): the line fit's and 2 dots' directions and lengths on all pulses. Tracks carry
+    their direction in their timing, which these two read directly; given them, the network learns when to
+    follow them (tracks) and when the light pattern says more (cascades)."""
+    velocity = line_velocities(event, pos, time, charge, auxiliary, n)
+    dots = dot_displacements(event, pos, time, charge, auxiliary, n)
+    return np.column_stack([from_motion(velocity), np.minimum(np.linalg.norm(velocity, axis=1), 1.0),
+                            from_motion(dots), np.linalg.norm(dots, axis=1) / 500.0]).astype(np.float32)
 
 
 def log_c3(kappa: torch.Tensor) -> torch.Tensor:
@@ -49,22 +63,30 @@ class DirectionObjective:
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return torch.zeros(n, 0)  # no augmentation: the detector is not symmetric under rotations
 
-    def event_features(self, data: PulseSet, i: int) -> np.ndarray:
-        pos, time, charge, aux = data.pulses(i)
-        keep = select_pulses(time, aux, self.max_pulses)
-        t = time[keep]
-        return np.column_stack([pos[keep] / 500.0, (t - np.median(t)) / 3000.0, np.log10(np.maximum(charge[keep], 1e-3)),
-                                aux[keep].astype(np.float32)]).astype(np.float32)
+    def batch(self, data: PulseSet, idx) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``x`` (B, P, FEATURES) and ``mask`` (B, P) of events ``idx``, P the most pulses kept in one of them,
+        and the events' ``seeds`` (B, SEED_FEATURES)."""
+        event, sensor, time, charge, aux = data.gather(idx)
+        seed = seeds(event, data.geometry[sensor], time, charge, aux, len(idx))  # on every pulse, before the cap
+        keep = select_pulses(event, time, aux, self.max_pulses)
+        event, sensor, time, charge, aux = event[keep], sensor[keep], time[keep], charge[keep], aux[keep]
+        n = np.bincount(event, minlength=len(idx))
+        first = np.cumsum(n) - n
+        median = 0.5 * (time[first + (n - 1) // 2] + time[first + n // 2])  # times are sorted within each event
+        slot = np.arange(len(event)) - first[event]
+        x = np.zeros((len(idx), max(int(n.max(initial=0)), 1), FEATURES), np.float32)
+        mask = np.zeros(x.shape[:2], bool)
+        x[event, slot, :3] = data.geometry[sensor] / 500.0
+        x[event, slot, 3] = (time - median[event]) / 3000.0
+        x[event, slot, 4] = np.log10(np.maximum(charge, 1e-3))
+        x[event, slot, 5] = aux
+        mask[event, slot] = True
+        return x, mask, seed
 
     def inputs(self, data: PulseSet, idx, rt, draws=None) -> dict:
-        events = [self.event_features(data, int(i)) for i in np.asarray(idx)]
-        width = max(len(e) for e in events)
-        x = np.zeros((len(events), width, FEATURES), np.float32)
-        mask = np.zeros((len(events), width), bool)
-        for j, e in enumerate(events):
-            x[j, : len(e)] = e
-            mask[j, : len(e)] = True
-        return {"x": torch.from_numpy(x).to(rt.device), "mask": torch.from_numpy(mask).to(rt.device)}
+        x, mask, seed = self.batch(data, np.asarray(idx))
+        return {"x": torch.from_numpy(x).to(rt.device), "mask": torch.from_numpy(mask).to(rt.device),
+                "seed": torch.from_numpy(seed).to(rt.device)}
 
     def targets(self, data: PulseSet, idx, draws=None) -> torch.Tensor:
         return torch.from_numpy(data.direction[np.asarray(idx)])

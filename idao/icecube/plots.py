@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reporting import grid, plt, save_figure
+from ..reporting import confusion_panel, grid, plt, save_figure
 
 
 def plot_error_histograms(errors: dict, path: Path) -> None:
@@ -71,5 +71,25 @@ def plot_event(events, i: int, pred: np.ndarray, path: Path) -> None:
     kind = events.extra.get("event_type")
     ax.set(xlabel="x (m)", ylabel="y (m)", zlabel="z (m)",
            title=f"event {events.event_id[i]}" + (f" ({kind[i]})" if kind is not None else "") + f", {len(time)} pulses")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)
+
+
+def plot_classes(m: dict, path: Path, name: str) -> None:
+    """The event classifier's confusion matrix (where the truth is known) and the network's mean angular error
+    per predicted class and per rule-based class: how much a cut to the easy events buys."""
+    fig, axes = grid(2 if "classes" in m else 1, size=5)
+    if "classes" in m:
+        labels = m["classes"]["labels"]
+        confusion_panel(axes[0], np.array(m["classes"]["confusion"]), labels, labels,
+                        f"{name}: event classes ({m['classes']['accuracy']:.3f} right)")
+    groups = {f"predicted {k}": v for k, v in m.get("by_predicted_class", {}).items()} | m["by_rule"]
+    ax = axes[-1]
+    names = [k for k, v in groups.items() if v["n"]]
+    ax.barh(range(len(names)), [groups[k]["mean_angular_error"] for k in names])
+    ax.set_yticks(range(len(names)), [f"{k} ({groups[k]['n']})" for k in names])
+    ax.axvline(m["mean_angular_error"], color="k", ls=":", lw=1, label=f"all events ({m['mean_angular_error']:.3f})")
+    ax.invert_yaxis()
+    ax.set(xlabel="network mean angular error (rad)", title=f"{name}: error per class")
     ax.legend(fontsize=8)
     save_figure(fig, path)

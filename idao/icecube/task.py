@@ -1,10 +1,14 @@
 """The IceCube task (``task.name = icecube``): settings, checks and the three jobs.
 
 train: a pulse transformer on the training batch files (von Mises-Fisher
-loss, best validation angular error kept). generate: ``event_id,azimuth,zenith``
-for the test batch files, from the network or the line fit. report: the mean
-angular error of the network and of the line fit on the same events, per
-event type, up/down-going accuracy, plots and a 3D event display.
+loss, best validation angular error kept), then the event classifier
+(``classes.py``) where the events say their type. generate:
+``event_id,azimuth,zenith`` for the test batch files, from the network or a
+baseline (line fit, 2 dots), and beside it ``<submission>.events.csv``: each
+event's classes (learned and rule-based). report: the mean angular error of
+the network and both baselines on the same events, per true and per predicted
+class, contained / up-going, the classifier's confusion matrix, plots and a 3D
+event display.
 """
 from __future__ import annotations
 
@@ -12,29 +16,35 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..atomic import write_text
 from ..checkpoint import check_checkpoint
 from ..distributed import main_process_first
-from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
+from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs, save_fitted
 from ..errors import DataError
-from ..models import check_model
+from ..models import build_model, check_model
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
-from ..schema import COUNT, FRACTION, NON_NEGATIVE, Choice, check_readable, check_rules
+from ..schema import COUNT, FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
 from ..splits import stratified_split
 from ..tasks import Predictions, Report, TaskDefaults
+from ..trees import fit_trees
 from .io import PulseSet, angles_of, angular_error, direction_of, read_split, with_test_truth
-from .linefit import line_fit_all
+from .baselines import METHODS, baseline_directions
+from .classes import CLASSES, EventClassObjective, labels, rule_classes, summaries
 from .objective import DirectionObjective
-from .plots import plot_error_histograms, plot_error_vs, plot_event
+from .plots import plot_classes, plot_error_histograms, plot_error_vs, plot_event
 
 NAME = "icecube"
 MODEL = "direction"  # checkpoints direction_best.pt / direction_last.pt
+CLASSIFIER = "classes"  # the event classifier: classes_best.pt
+TREES = "event_trees"  # its model (models.py)
 COMPAT_KEYS = ("max_pulses",)
 RULES = {"icecube.simulate_events": NON_NEGATIVE, "icecube.simulate_seed": NON_NEGATIVE,
          "icecube.max_files": NON_NEGATIVE, "icecube.val_fraction": FRACTION, "icecube.max_pulses": COUNT,
-         "icecube.cache_files": COUNT, "icecube.method": Choice(("model", "linefit"))}
+         "icecube.cache_files": COUNT, "icecube.method": Choice(("model", *METHODS)),
+         "icecube.class_rounds": COUNT, "icecube.class_lr": Range(0, open_low=True), "icecube.veto_border": NON_NEGATIVE}
 REMEMBERED = ("icecube.root", "icecube.max_files", "icecube.val_fraction", "icecube.max_pulses", "train.seed",
               "icecube.model.model")
 
@@ -75,7 +85,35 @@ def prepare(cfg, rt, simulate: bool = True) -> tuple[PulseSet, np.ndarray, np.nd
     return data, train_idx, val_idx
 
 
-def train(cfg) -> list[dict]:
+def classifier_settings(cfg) -> ModelSettings:
+    """The event classifier as a model section: boosted trees, ``class_rounds`` rounds at ``class_lr``."""
+    icfg = cfg.icecube
+    return ModelSettings(TREES, False, 0.0, icfg.class_rounds, 0, icfg.class_lr, 0.0, 0, 0)
+
+
+def fit_classifier(cfg, data: PulseSet, train_idx, val_idx, rt, run: RunSettings) -> dict | None:
+    """Track / starting / cascade trees on the training events' summaries, where the events say their type."""
+    y = labels(data)
+    if y is None:
+        if rt.dist.main:
+            print(f"{CLASSIFIER}: the training events carry no event_type (real data): no classifier trained; "
+                  "generate_submission.py still writes the rule-based classes")
+        return None
+    settings, objective = classifier_settings(cfg), EventClassObjective()
+    x_train, x_val = summaries(data, train_idx), summaries(data, val_idx)
+    trees, history = fit_trees(x_train, y[train_idx], len(CLASSES), x_val, y[val_idx], run.seed, settings.epochs,
+                               settings.lr)
+    model = build_model(TREES, num_outputs=len(CLASSES))
+    model.load_state_dict(trees.state_dict())
+    summary = save_fitted(CLASSIFIER, settings, model, objective, history, rt, run)
+    if rt.dist.main:
+        accuracy = float((objective.predict(model(torch.from_numpy(x_val)).detach().numpy()).argmax(1) == y[val_idx]).mean())
+        print(f"{CLASSIFIER}: {summary['best_epoch'] + 1} of {len(history)} boosting rounds kept (validation log-loss "
+              f"{summary['best']:.4f}, accuracy {accuracy:.3f})")
+    return summary
+
+
+def train(cfg, only: str | None = None) -> list[dict]:
     run = RunSettings.from_config(cfg, NAME)
     with training_runtime(cfg.train) as rt:
         data, train_idx, val_idx = prepare(cfg, rt)
@@ -83,16 +121,35 @@ def train(cfg) -> list[dict]:
             print(f"IceCube events: {len(data)} in {len(data.cache.paths)} batch files; training on {len(train_idx)}, "
                   f"validating on {len(val_idx)}; at most {cfg.icecube.max_pulses} pulses per event")
             write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
-        objective = DirectionObjective(cfg.icecube.max_pulses)
-        return [fit(MODEL, ModelSettings.from_section(model_section(cfg), "icecube.model"), objective,
-                    data.subset(train_idx), data.subset(val_idx), rt, run,
-                    {"icecube": {k: getattr(cfg.icecube, k) for k in COMPAT_KEYS}})]
+        summaries_ = []
+        if only in (None, MODEL):
+            objective = DirectionObjective(cfg.icecube.max_pulses)
+            summaries_.append(fit(MODEL, ModelSettings.from_section(model_section(cfg), "icecube.model"), objective,
+                                  data.subset(train_idx), data.subset(val_idx), rt, run,
+                                  {"icecube": {k: getattr(cfg.icecube, k) for k in COMPAT_KEYS}}))
+        if only == CLASSIFIER or (only is None and cfg.icecube.classify):
+            summaries_.append(fit_classifier(cfg, data, train_idx, val_idx, rt, run))
+        return [s for s in summaries_ if s is not None]
 
 
 def load_model(cfg, rt, run: RunSettings | None = None):
     run = run or RunSettings.from_config(cfg, NAME)
     return load_trained(run.path(MODEL, "best"), ModelSettings.from_section(model_section(cfg), "icecube.model"),
                         {"icecube": {k: getattr(cfg.icecube, k) for k in COMPAT_KEYS}}, DirectionObjective, rt)
+
+
+def load_classifier(cfg, rt, run: RunSettings | None = None):
+    """(model, objective) of the event classifier, or None where none was trained (real data, classify=false)."""
+    run = run or RunSettings.from_config(cfg, NAME)
+    path = run.path(CLASSIFIER, "best")
+    return load_trained(path, classifier_settings(cfg), {}, EventClassObjective, rt) if path.exists() else None
+
+
+def class_probabilities(classifier, data: PulseSet, rt) -> np.ndarray | None:
+    if classifier is None:
+        return None
+    model, objective = classifier
+    return objective.predict(predict_outputs(model, objective, data, rt))
 
 
 def model_directions(model, objective, data: PulseSet, rt) -> np.ndarray:
@@ -102,38 +159,79 @@ def model_directions(model, objective, data: PulseSet, rt) -> np.ndarray:
     return out
 
 
+def directions(cfg, data: PulseSet, rt) -> np.ndarray:
+    """(N, 3) directions of ``data``'s events by ``icecube.method``: the network or a baseline."""
+    if cfg.icecube.method != "model":
+        return baseline_directions(data, cfg.icecube.method)
+    model, objective = load_model(cfg, rt)
+    return model_directions(model, objective, data, rt)
+
+
+def events_table(data: PulseSet, direction: np.ndarray, probs: np.ndarray | None, veto_border: float) -> pd.DataFrame:
+    """One row per event: pulses, the rule-based classes and, where a classifier exists, its class and probabilities."""
+    table = pd.DataFrame({"event_id": data.event_id,
+                          "n_pulses": [len(data.pulses(i)[1]) for i in range(len(data))],
+                          **rule_classes(data, direction, veto_border)})
+    if probs is not None:
+        table["event_class"] = np.array(CLASSES)[probs.argmax(1)]
+        for j, c in enumerate(CLASSES):
+            table[f"p_{c}"] = probs[:, j]
+    return table
+
+
 def predict(cfg, rt) -> Predictions:
-    """``event_id,azimuth,zenith`` of every test event, from the network or the line fit (``icecube.method``)."""
+    """``event_id,azimuth,zenith`` of every test event (``icecube.method``), and the events' classes beside it."""
     icfg = cfg.icecube
     data = read_split(icfg.root, "test", labelled=False, cache_files=icfg.cache_files)
-    if icfg.method == "linefit":
-        direction = line_fit_all(data)
-    else:
-        model, objective = load_model(cfg, rt)
-        direction = model_directions(model, objective, data, rt)
+    direction = directions(cfg, data, rt)
     azimuth, zenith = angles_of(direction)
     table = pd.DataFrame({"event_id": data.event_id, "azimuth": azimuth, "zenith": zenith})
-    return Predictions(table, f"{len(table)} events ({icfg.method})", float_format="%.6f")
+    probs = class_probabilities(load_classifier(cfg, rt), data, rt)
+    events = events_table(data, direction, probs, icfg.veto_border)
+    classes = "learned and rule-based classes" if probs is not None else "rule-based classes (no classifier trained)"
+    return Predictions(table, f"{len(table)} events ({icfg.method}); {classes} in .events.csv", float_format="%.6f",
+                       companions={".events.csv": events})
 
 
-def summarize(true: np.ndarray, pred: np.ndarray, line: np.ndarray, err: np.ndarray, err_line: np.ndarray,
-              extra: dict) -> dict:
-    up_true, up_pred = true[:, 2] < 0, pred[:, 2] < 0  # came from below: up-going
+def mean_error(err: np.ndarray, where: np.ndarray) -> dict:
+    return dict(n=int(where.sum()), mean_angular_error=float(err[where].mean()) if where.any() else float("nan"))
+
+
+def summarize(true: np.ndarray, pred: np.ndarray, baselines: dict, events: pd.DataFrame, extra: dict) -> dict:
+    """Errors of the network (``pred``) and each baseline (``{method: directions}``) on the same events; per
+    true type (simulated), per predicted class and per rule-based class; the classifier's confusion matrix."""
+    err = angular_error(pred, true)
+    base = {k: angular_error(v, true) for k, v in baselines.items()}
+    up_true = true[:, 2] < 0  # came from below: up-going
     m = dict(n=int(len(true)), mean_angular_error=float(err.mean()), median_angular_error=float(np.median(err)),
-             linefit_mean_angular_error=float(err_line.mean()), ratio_to_linefit=float(err.mean() / err_line.mean()),
-             up_down_accuracy=float(np.mean(up_true == up_pred)),
-             linefit_up_down_accuracy=float(np.mean(up_true == (line[:, 2] < 0))))
+             **{f"{k}_mean_angular_error": float(e.mean()) for k, e in base.items()},
+             ratio_to_linefit=float(err.mean() / base["linefit"].mean()),
+             up_down_accuracy=float(np.mean(up_true == (pred[:, 2] < 0))),
+             linefit_up_down_accuracy=float(np.mean(up_true == (baselines["linefit"][:, 2] < 0))))
     if "event_type" in extra:
-        m["by_event_type"] = {str(k): dict(n=int((extra["event_type"] == k).sum()),
-                                           mean_angular_error=float(err[extra["event_type"] == k].mean()),
-                                           linefit=float(err_line[extra["event_type"] == k].mean()))
-                              for k in np.unique(extra["event_type"])}
+        kind = extra["event_type"]
+        m["by_event_type"] = {k: dict(mean_error(err, kind == k), **{b: float(e[kind == k].mean()) for b, e in base.items()})
+                              for k in CLASSES if (kind == k).any()}
+    rules = {"contained": events["contained"].to_numpy(), "not contained": ~events["contained"].to_numpy(),
+             "predicted up-going": events["up_going"].to_numpy(), "predicted down-going": ~events["up_going"].to_numpy()}
+    m["by_rule"] = {k: mean_error(err, v) for k, v in rules.items()}
+    if "event_class" in events:
+        predicted = events["event_class"].to_numpy()
+        m["by_predicted_class"] = {k: mean_error(err, predicted == k) for k in CLASSES}
+        if "event_type" in extra:
+            counts = np.zeros((len(CLASSES), len(CLASSES)), int)
+            np.add.at(counts, ([CLASSES.index(k) for k in extra["event_type"]], [CLASSES.index(k) for k in predicted]), 1)
+            recall = np.diag(counts) / np.maximum(counts.sum(1), 1)
+            m["classes"] = dict(accuracy=float(np.trace(counts) / counts.sum()), confusion=counts.tolist(),
+                                labels=list(CLASSES), recall=dict(zip(CLASSES, recall.tolist())),
+                                balanced_accuracy=float(recall[counts.sum(1) > 0].mean()))
     return m
 
 
 def evaluate(cfg, rt, folder: Path) -> Report:
     run = RunSettings.from_config(cfg, NAME)
     model, objective = load_model(cfg, rt, run)
+    classifier = load_classifier(cfg, rt, run)
     data, _, val_idx = prepare(cfg, rt, simulate=False)
     sets = {"validation": (data.subset(val_idx), None)}
     truth_path = Path(cfg.icecube.root) / "test_truth.parquet"
@@ -149,43 +247,62 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     metrics, results = {}, {}
     for name, (events, submitted) in sets.items():
         pred = submitted if submitted is not None else model_directions(model, objective, events, rt)
-        line = line_fit_all(events)
-        err, err_line = angular_error(pred, events.direction), angular_error(line, events.direction)
-        n_pulses = np.array([len(events.pulses(i)[1]) for i in range(len(events))])  # events are in file order
-        metrics[name] = summarize(events.direction, pred, line, err, err_line, events.extra)
-        results[name] = (events, pred, err, err_line, n_pulses)
-    images = [folder / n for n in ("angular_error.png", "error_vs.png", "event_display.png", "learning_curves.png")]
+        baselines = {method: baseline_directions(events, method) for method in METHODS}
+        table = events_table(events, pred, class_probabilities(classifier, events, rt), cfg.icecube.veto_border)
+        metrics[name] = summarize(events.direction, pred, baselines, table, events.extra)
+        results[name] = (events, pred, angular_error(pred, events.direction),
+                         angular_error(baselines["linefit"], events.direction), table)
+    images = [folder / n for n in ("angular_error.png", "error_vs.png", "classes.png", "event_display.png",
+                                   "learning_curves.png")]
     plot_error_histograms({n: (err, err_line) for n, (_, _, err, err_line, _) in results.items()}, images[0])
     shown = "test" if "test" in results else "validation"
-    events, pred, err, err_line, n_pulses = results[shown]
+    events, pred, err, err_line, table = results[shown]
+    n_pulses = table["n_pulses"].to_numpy()
     plot_error_vs(events, err, err_line, n_pulses, images[1], shown)
-    plot_event(events, int(np.argmax(n_pulses)), pred, images[2])
-    plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[3])
+    plot_classes(metrics[shown], images[2], shown)
+    plot_event(events, int(np.argmax(n_pulses)), pred, images[3])
+    plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[4])
     m = metrics[shown]
     headline = (f"{shown}: mean angular error {m['mean_angular_error']:.4f} rad (line fit {m['linefit_mean_angular_error']:.4f}, "
-                f"ratio {m['ratio_to_linefit']:.2f}) · up/down-going accuracy {m['up_down_accuracy']:.3f}")
+                f"2 dots {m['twodots_mean_angular_error']:.4f}; ratio to the line fit {m['ratio_to_linefit']:.2f}) · "
+                f"up/down-going accuracy {m['up_down_accuracy']:.3f}"
+                + (f" · event classes {m['classes']['accuracy']:.3f} right (balanced {m['classes']['balanced_accuracy']:.3f})"
+                   if "classes" in m else ""))
     lines = [headline, ""]
     for name, v in metrics.items():
         lines.append(f"[{name}] n={v['n']}  mean angular error {v['mean_angular_error']:.4f} (median "
-                     f"{v['median_angular_error']:.4f})  line fit {v['linefit_mean_angular_error']:.4f}  up/down accuracy "
-                     f"{v['up_down_accuracy']:.3f} (line fit {v['linefit_up_down_accuracy']:.3f})")
-        for k, t in v.get("by_event_type", {}).items():
-            lines.append(f"    {k:>9}: n={t['n']}  network {t['mean_angular_error']:.4f}  line fit {t['linefit']:.4f}")
+                     f"{v['median_angular_error']:.4f})  line fit {v['linefit_mean_angular_error']:.4f}  2 dots "
+                     f"{v['twodots_mean_angular_error']:.4f}  up/down accuracy {v['up_down_accuracy']:.3f} (line fit "
+                     f"{v['linefit_up_down_accuracy']:.3f})")
+        for k, c in v.get("by_event_type", {}).items():
+            lines.append(f"    true {k:>9}: n={c['n']}  network {c['mean_angular_error']:.4f}  line fit {c['linefit']:.4f}"
+                         f"  2 dots {c['twodots']:.4f}")
+        for group in ("by_predicted_class", "by_rule"):
+            for k, c in v.get(group, {}).items():
+                lines.append(f"    {'predicted ' + k if group == 'by_predicted_class' else k:>24}: n={c['n']}  network "
+                             f"{c['mean_angular_error']:.4f}")
     log_text = "\n".join(lines) + "\n"
-    tables = [("Sets", ["set", "n", "network mean error (rad)", "line fit mean error", "ratio", "up/down accuracy"],
-               [[n, v["n"], v["mean_angular_error"], v["linefit_mean_angular_error"], v["ratio_to_linefit"],
-                 v["up_down_accuracy"]] for n, v in metrics.items()])]
-    tables += [(f"{n}: by event type", ["type", "n", "network", "line fit"],
-                [[k, t["n"], t["mean_angular_error"], t["linefit"]] for k, t in v["by_event_type"].items()])
+    tables = [("Sets", ["set", "n", "network mean error (rad)", "line fit", "2 dots", "ratio to the line fit",
+                        "up/down accuracy", "event classes right"],
+               [[n, v["n"], v["mean_angular_error"], v["linefit_mean_angular_error"], v["twodots_mean_angular_error"],
+                 v["ratio_to_linefit"], v["up_down_accuracy"], v.get("classes", {}).get("accuracy", "")]
+                for n, v in metrics.items()])]
+    tables += [(f"{n}: by true event type", ["type", "n", "network", "line fit", "2 dots"],
+                [[k, c["n"], c["mean_angular_error"], c["linefit"], c["twodots"]] for k, c in v["by_event_type"].items()])
                for n, v in metrics.items() if "by_event_type" in v]
+    tables += [(f"{n}: by predicted and rule-based class", ["events", "n", "network mean error (rad)"],
+                [[f"predicted {k}", c["n"], c["mean_angular_error"]] for k, c in v.get("by_predicted_class", {}).items()]
+                + [[k, c["n"], c["mean_angular_error"]] for k, c in v["by_rule"].items()])
+               for n, v in metrics.items()]
     banner = "SIMULATED DATA (idao.icecube.simulate)" if "event_type" in data.extra else ""
-    return Report("idao report: IceCube neutrino directions", headline, log_text, metrics, images, tables, banner)
+    return Report("idao report: IceCube neutrino directions and event classes", headline, log_text, metrics, images,
+                  tables, banner)
 
 
 class IceCubeTask(TaskDefaults):
     name = NAME
     sections = ("icecube", "icecube.model", "icecube.output")
-    models = (MODEL,)
+    models = (MODEL, CLASSIFIER)
     path_keys = ("icecube.root", "icecube.output.submission", "icecube.output.results_dir")
     predictions_key = "icecube.output.submission"
     results_key = "icecube.output.results_dir"
@@ -212,7 +329,7 @@ class IceCubeTask(TaskDefaults):
         check_files(cfg.icecube.root, "test")
 
     ensure_data = staticmethod(lambda cfg: ensure_data(cfg.icecube))
-    train = staticmethod(lambda cfg, only=None: train(cfg))  # one model: ``only`` can only name it
+    train = staticmethod(train)
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -12,9 +13,11 @@ import torch
 from idao.errors import DataError
 from idao.icecube.io import (PACKAGED_GEOMETRY, angles_of, angular_error, direction_of, read_geometry,
                              read_split)
-from idao.icecube.linefit import line_fit, line_fit_all
+from idao.icecube.baselines import baseline_directions, line_fit, two_dots
+from idao.icecube.classes import Detector
 from idao.icecube.objective import DirectionObjective, log_c3, select_pulses
 from idao.icecube.simulate import Physics, simulate_dataset, simulate_event
+from idao.icecube.task import events_table
 
 from conftest import ROOT, SHARED, run
 
@@ -46,23 +49,56 @@ def test_von_mises_fisher_loss_prefers_the_true_direction():
 
 
 def test_pulse_cap_keeps_non_auxiliary_then_earliest_in_time_order():
-    time = np.array([50.0, 10, 40, 20, 30])
-    aux = np.array([False, True, False, True, False])
-    keep = select_pulses(time, aux, 4)
-    assert list(time[keep]) == [10, 30, 40, 50]  # the three non-auxiliary, then the earliest auxiliary one
-    assert list(select_pulses(time, aux, 10)) == [1, 3, 4, 2, 0]
+    time = np.array([50.0, 10, 40, 20, 30, 7, 3])
+    aux = np.array([False, True, False, True, False, False, True])
+    event = np.array([0, 0, 0, 0, 0, 1, 1])
+    keep = select_pulses(event, time, aux, 4)
+    assert list(time[keep]) == [10, 30, 40, 50, 3, 7]  # event 0: its three non-auxiliary, then the earliest other
+    assert list(select_pulses(event, time, aux, 10)) == [1, 3, 4, 2, 0, 6, 5]  # under the cap: all, in time order
 
 
-def test_line_fit_recovers_noise_free_simulated_tracks():
+def test_batches_hold_each_events_own_pulses(sim):
+    """The whole-batch array build gives each event exactly what the per-event definition does."""
+    data = read_split(sim, "train", True)
+    idx = np.array([250, 3, 120, 4, 3])  # three batch files, out of order, one event twice
+    x, mask, _ = DirectionObjective(max_pulses=20).batch(data, idx)
+    for row, i in enumerate(idx):
+        pos, time, charge, aux = data.pulses(i)
+        keep = np.lexsort((time, aux))[:20]  # non-auxiliary first, then the earliest
+        t = time[keep]
+        expected = np.column_stack([pos[keep] / 500.0, (t - np.median(t)) / 3000.0,
+                                    np.log10(np.maximum(charge[keep], 1e-3)), aux[keep]])
+        kept = x[row, mask[row]]
+        np.testing.assert_allclose(kept[np.lexsort(kept.T)], expected[np.lexsort(expected.T)], rtol=1e-5, atol=1e-6)
+        assert np.all(np.diff(kept[:, 3]) >= 0)  # in time order
+
+
+@pytest.mark.parametrize("method, degrees", [(line_fit, 4.0), (two_dots, 8.0)])
+def test_baselines_recover_noise_free_simulated_tracks(method, degrees):
     geometry, rng = read_geometry(PACKAGED_GEOMETRY), np.random.default_rng(0)
-    physics = Physics(noise_pulses=0, delay_per_m=0.0)
+    physics = Physics(noise_pulses=0, delay_per_m=0.0, coincident_muons=0.0)
     errors = []
     while len(errors) < 40:
-        (sensor, time, charge, aux, n_signal), az, zen = simulate_event(rng, geometry, "track", physics)
+        (sensor, time, charge, aux, n_signal, _), az, zen = simulate_event(rng, geometry, "track", physics)
         if n_signal >= physics.trigger:
-            fit = line_fit(geometry[sensor], time.astype(float), charge, np.zeros(len(sensor), bool))
+            fit = method(geometry[sensor], time.astype(float), charge, np.zeros(len(sensor), bool))
             errors.append(angular_error(fit[None], direction_of([az], [zen]))[0])
-    assert np.degrees(np.median(errors)) < 4.0
+    assert np.degrees(np.median(errors)) < degrees
+
+
+def test_simulated_cascades_carry_their_direction():
+    """Cascade light peaks at the Cherenkov angle around the shower axis: the brightest sensors of a cascade lie
+    ahead of its vertex, along the direction it travels, not all around it."""
+    geometry, rng = read_geometry(PACKAGED_GEOMETRY), np.random.default_rng(1)
+    physics = Physics(noise_pulses=0, coincident_muons=0.0)
+    cosines = []
+    while len(cosines) < 40:
+        (sensor, time, charge, aux, n_signal, _), az, zen = simulate_event(rng, geometry, "cascade", physics)
+        if n_signal >= 20:
+            first = geometry[sensor[np.argsort(time)[:3]]].mean(0)  # near the vertex: the earliest light
+            toward = np.average(geometry[sensor] - first, axis=0, weights=charge)
+            cosines.append(float(toward @ -direction_of([az], [zen])[0] / max(np.linalg.norm(toward), 1e-9)))
+    assert np.mean(cosines) > 0.3  # isotropic emission would give ~0
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +183,19 @@ def test_converter_reads_and_reconstructs_the_five_real_events(tmp_path):
         np.testing.assert_array_equal(aux, mine["hlc"].to_numpy() == 0)
     row = truth.set_index("event_no").loc[data.event_id]
     np.testing.assert_allclose(data.direction, direction_of(row["azimuth"], row["zenith"]), atol=1e-6)
-    errors = angular_error(line_fit_all(data), data.direction)
+    errors = angular_error(baseline_directions(data, "linefit"), data.direction)
     assert np.isfinite(errors).all() and (errors <= np.pi).all()
+    table = events_table(data, baseline_directions(data, "twodots"), None, veto_border=100.0)  # no class truth
+    assert list(table.columns) == ["event_id", "n_pulses", "vertex_depth", "contained", "up_going"]
+    assert np.isfinite(table["vertex_depth"]).all() and (table["vertex_depth"] > -300).all()  # first light near the detector
+
+
+def test_containment_measures_depth_inside_the_real_detector():
+    detector = Detector(read_geometry(PACKAGED_GEOMETRY))
+    depth = detector.depth(np.array([[0.0, 0, 0], [0, 0, 500], [0, 0, -600], [2000, 0, 0]]))
+    assert depth[0] > 400  # the centre: ~450 m from the outer strings, ~500 m from top and bottom
+    assert depth[1] == pytest.approx(detector.z_max - 500, abs=1e-3)  # near the top: the top is nearest
+    assert depth[2] < 0 and depth[3] < -1000  # below the bottom; far outside the strings
 
 
 @pytest.fixture(scope="module")
@@ -161,23 +208,70 @@ def icecube_run(tmp_path_factory):
 def test_icecube_scripts_end_to_end(icecube_run):
     work, _, (train, _, report) = icecube_run
     assert "simulating 500 training and 100 test events" in train.stdout
+    assert "classes:" in train.stdout and "boosting rounds kept" in train.stdout  # the event classifier
     sub = pd.read_csv(work / "results" / "icecube" / "submission.csv")
     assert list(sub.columns) == ["event_id", "azimuth", "zenith"] and len(sub) == 100
     assert sub["azimuth"].between(0, 2 * np.pi).all() and sub["zenith"].between(0, np.pi).all()
+    events = pd.read_csv(work / "results" / "icecube" / "submission.events.csv")
+    assert list(events["event_id"]) == list(sub["event_id"])
+    np.testing.assert_array_equal(events["up_going"], sub["zenith"] > np.pi / 2)  # came from below the horizon
+    probs = events[["p_track", "p_starting", "p_cascade"]].to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (events["event_class"] == np.array(["track", "starting", "cascade"])[probs.argmax(1)]).all()
     metrics = json.loads((work / "results" / "icecube" / "metrics.json").read_text())
     test = metrics["test"]
     truth = pd.read_parquet(work / "data" / "icecube_sim" / "test_truth.parquet").set_index("event_id").loc[sub["event_id"]]
     expected = angular_error(direction_of(sub["azimuth"], sub["zenith"]), direction_of(truth["azimuth"], truth["zenith"]))
     assert test["mean_angular_error"] == pytest.approx(expected.mean(), abs=1e-4)
-    assert set(test["by_event_type"]) == {"track", "starting", "cascade"} and 0 < test["linefit_mean_angular_error"] < np.pi
-    for name in ("angular_error.png", "error_vs.png", "event_display.png", "learning_curves.png", "index.html"):
+    assert set(test["by_event_type"]) == {"track", "starting", "cascade"}
+    assert 0 < test["linefit_mean_angular_error"] < np.pi and 0 < test["twodots_mean_angular_error"] < np.pi
+    confusion = np.array(test["classes"]["confusion"])
+    assert confusion.sum() == 100 and list(confusion.sum(1)) == [(truth["event_type"] == k).sum()
+                                                                  for k in ("track", "starting", "cascade")]
+    assert confusion[0, 0] > confusion[0, 2]  # through-going tracks are told from cascades (trained on 425 events)
+    for name in ("angular_error.png", "error_vs.png", "classes.png", "event_display.png", "learning_curves.png",
+                 "index.html"):
         assert (work / "results" / "icecube" / name).stat().st_size > 0, name
-    assert "line fit" in report.stdout
+    assert "line fit" in report.stdout and "2 dots" in report.stdout
 
 
-def test_line_fit_submission_needs_no_training(icecube_run, tmp_path):
+@pytest.mark.parametrize("method", ["linefit", "twodots"])
+def test_baseline_submissions_need_no_training(icecube_run, tmp_path, method):
     work, args, _ = icecube_run
-    out = tmp_path / "linefit.csv"
-    run(str(ROOT / "generate_submission.py"), *args, "icecube.method=linefit", f"train.checkpoint_dir={tmp_path / 'none'}",
+    out = tmp_path / f"{method}.csv"
+    run(str(ROOT / "generate_submission.py"), *args, f"icecube.method={method}", f"train.checkpoint_dir={tmp_path / 'none'}",
         f"icecube.output.submission={out}", cwd=work)
     assert len(pd.read_csv(out)) == 100
+    assert "event_class" not in pd.read_csv(out.with_suffix(".events.csv")).columns  # no classifier: rules only
+
+
+def test_batches_built_in_worker_processes_train_the_same_model(sim, tmp_path):
+    """train.loader_workers builds the batches in background processes: the same batches, the same weights."""
+    weights = []
+    for workers in (0, 2):
+        ck = tmp_path / f"ck{workers}"
+        run("train.py", "task.name=icecube", f"icecube.root={sim}", "icecube.model.epochs=1", f"train.checkpoint_dir={ck}",
+            f"train.loader_workers={workers}", "train.progress=false", "train.threads=1", "--only", "direction")
+        weights.append(torch.load(ck / "icecube" / "direction_last.pt", weights_only=True)["model"])
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_eda_notebook_runs_top_to_bottom(tmp_path):
+    """examples/icecube.ipynb, every code cell in order, on a small simulated set (as a user would run it)."""
+    notebook = json.loads((ROOT / "examples" / "icecube.ipynb").read_text())
+    env = {"ICECUBE_EVENTS": "300", "ICECUBE_WORK": str(tmp_path)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        scope: dict = {"__name__": "__main__"}
+        for cell in notebook["cells"]:
+            if cell["cell_type"] == "code":
+                exec(compile("".join(cell["source"]), "icecube.ipynb", "exec"), scope)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    assert len(scope["data"]) == 300 and scope["errors"]["twodots"].shape == (300,)
+    for name in ("geometry.png", "pulses.png", "sensors.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    outputs = [o for c in notebook["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # saved with its outputs
