@@ -124,9 +124,12 @@ def rule_classes(data: PulseSet, direction: np.ndarray, veto_border: float) -> d
 
 @dataclass(frozen=True)
 class EventClassObjective:
-    """Track / starting / cascade from the pulses' ``SUMMARY`` (boosted trees; log-loss, lower is better)."""
+    """Track / starting / cascade from the pulses' ``SUMMARY`` (boosted trees; log-loss, lower is better), and
+    ``routes``: per predicted class, the reconstruction (``model``, ``linefit``, ``twodots``) with the lowest
+    validation error, which ``icecube.method = routed`` uses."""
 
     classes: tuple = CLASSES
+    routes: tuple = ("model",) * len(CLASSES)
 
     metric_name = "log-loss"
     higher_is_better = False

@@ -13,7 +13,7 @@ def plot_error_histograms(errors: dict, path: Path) -> None:
     fig, axes = grid(len(errors))
     for ax, (name, (net, line)) in zip(axes, errors.items()):
         bins = np.linspace(0, 180, 61)
-        ax.hist(np.degrees(net), bins, histtype="step", label=f"network (mean {net.mean():.3f} rad)")
+        ax.hist(np.degrees(net), bins, histtype="step", label=f"submitted (mean {net.mean():.3f} rad)")
         ax.hist(np.degrees(line), bins, histtype="step", label=f"line fit (mean {line.mean():.3f} rad)")
         ax.set(xlabel="angular error (degrees)", ylabel="events", title=name)
         ax.legend(fontsize=8)
@@ -36,7 +36,7 @@ def plot_error_vs(events, net: np.ndarray, fit: np.ndarray, n_pulses: np.ndarray
     zenith = np.degrees(np.arccos(np.clip(events.direction[:, 2], -1, 1)))
     types = events.extra.get("event_type")
     fig, axes = grid(3 if types is not None else 2)
-    for err, label in ((net, "network"), (fit, "line fit")):
+    for err, label in ((net, "submitted"), (fit, "line fit")):
         _binned(axes[0], zenith, err, label, np.linspace(0, 180, 10))
         _binned(axes[1], n_pulses, err, label, np.unique(np.quantile(n_pulses, np.linspace(0, 1, 9))))
     axes[0].set(xlabel="true zenith (degrees; > 90: up-going)", ylabel="mean angular error (rad)", title=f"{name}: vs zenith")
@@ -44,7 +44,7 @@ def plot_error_vs(events, net: np.ndarray, fit: np.ndarray, n_pulses: np.ndarray
     if types is not None:
         kinds = sorted(set(types))
         x = np.arange(len(kinds))
-        axes[2].bar(x - 0.2, [net[types == k].mean() for k in kinds], 0.4, label="network")
+        axes[2].bar(x - 0.2, [net[types == k].mean() for k in kinds], 0.4, label="submitted")
         axes[2].bar(x + 0.2, [fit[types == k].mean() for k in kinds], 0.4, label="line fit")
         axes[2].set_xticks(x, kinds)
         axes[2].set(ylabel="mean angular error (rad)", title="by event type")
@@ -90,6 +90,6 @@ def plot_classes(m: dict, path: Path, name: str) -> None:
     ax.set_yticks(range(len(names)), [f"{k} ({groups[k]['n']})" for k in names])
     ax.axvline(m["mean_angular_error"], color="k", ls=":", lw=1, label=f"all events ({m['mean_angular_error']:.3f})")
     ax.invert_yaxis()
-    ax.set(xlabel="network mean angular error (rad)", title=f"{name}: error per class")
+    ax.set(xlabel="submitted mean angular error (rad)", title=f"{name}: error per class")
     ax.legend(fontsize=8)
     save_figure(fig, path)

@@ -2,13 +2,14 @@
 
 train: a pulse transformer on the training batch files (von Mises-Fisher
 loss, best validation angular error kept), then the event classifier
-(``classes.py``) where the events say their type. generate:
-``event_id,azimuth,zenith`` for the test batch files, from the network or a
-baseline (line fit, 2 dots), and beside it ``<submission>.events.csv``: each
+(``classes.py``) where the events say their type, with the reconstruction
+each predicted class is routed to. generate: ``event_id,azimuth,zenith`` for
+the test batch files (``icecube.method``: routed by class, the network, or a
+baseline: line fit, 2 dots), and beside it ``<submission>.events.csv``: each
 event's classes (learned and rule-based). report: the mean angular error of
-the network and both baselines on the same events, per true and per predicted
-class, contained / up-going, the classifier's confusion matrix, plots and a 3D
-event display.
+the submitted directions and both baselines on the same events, per true and
+per predicted class, contained / up-going, the classifier's confusion matrix,
+plots and a 3D event display.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ TREES = "event_trees"  # its model (models.py)
 COMPAT_KEYS = ("max_pulses",)
 RULES = {"icecube.simulate_events": NON_NEGATIVE, "icecube.simulate_seed": NON_NEGATIVE,
          "icecube.max_files": NON_NEGATIVE, "icecube.val_fraction": FRACTION, "icecube.max_pulses": COUNT,
-         "icecube.cache_files": COUNT, "icecube.method": Choice(("model", *METHODS)),
+         "icecube.cache_files": COUNT, "icecube.method": Choice(("routed", "model", *METHODS)),
          "icecube.class_rounds": COUNT, "icecube.class_lr": Range(0, open_low=True), "icecube.veto_border": NON_NEGATIVE}
 REMEMBERED = ("icecube.root", "icecube.max_files", "icecube.val_fraction", "icecube.max_pulses", "train.seed",
               "icecube.model.model")
@@ -92,24 +93,33 @@ def classifier_settings(cfg) -> ModelSettings:
 
 
 def fit_classifier(cfg, data: PulseSet, train_idx, val_idx, rt, run: RunSettings) -> dict | None:
-    """Track / starting / cascade trees on the training events' summaries, where the events say their type."""
+    """Track / starting / cascade trees on the training events' summaries, where the events say their type; then
+    the routes: per predicted class, the reconstruction with the lowest mean error on the validation events."""
     y = labels(data)
     if y is None:
         if rt.dist.main:
             print(f"{CLASSIFIER}: the training events carry no event_type (real data): no classifier trained; "
                   "generate_submission.py still writes the rule-based classes")
         return None
-    settings, objective = classifier_settings(cfg), EventClassObjective()
+    settings = classifier_settings(cfg)
     x_train, x_val = summaries(data, train_idx), summaries(data, val_idx)
     trees, history = fit_trees(x_train, y[train_idx], len(CLASSES), x_val, y[val_idx], run.seed, settings.epochs,
                                settings.lr)
     model = build_model(TREES, num_outputs=len(CLASSES))
     model.load_state_dict(trees.state_dict())
-    summary = save_fitted(CLASSIFIER, settings, model, objective, history, rt, run)
+    val = data.subset(val_idx)
+    predicted = EventClassObjective().predict(model(torch.from_numpy(x_val)).detach().numpy()).argmax(1)
+    errors = {m: angular_error(baseline_directions(val, m), val.direction) for m in METHODS}
+    if run.path(MODEL, "best").exists():
+        network, objective = load_model(cfg, rt, run)
+        errors["model"] = angular_error(model_directions(network, objective, val, rt), val.direction)
+    routes = tuple(min(errors, key=lambda m: errors[m][predicted == k].mean() if (predicted == k).any() else np.inf)
+                   for k in range(len(CLASSES)))
+    summary = save_fitted(CLASSIFIER, settings, model, EventClassObjective(routes=routes), history, rt, run)
     if rt.dist.main:
-        accuracy = float((objective.predict(model(torch.from_numpy(x_val)).detach().numpy()).argmax(1) == y[val_idx]).mean())
         print(f"{CLASSIFIER}: {summary['best_epoch'] + 1} of {len(history)} boosting rounds kept (validation log-loss "
-              f"{summary['best']:.4f}, accuracy {accuracy:.3f})")
+              f"{summary['best']:.4f}, accuracy {np.mean(predicted == y[val_idx]):.3f}); routes (icecube.method = "
+              f"routed): " + ", ".join(f"{c} -> {r}" for c, r in zip(CLASSES, routes)))
     return summary
 
 
@@ -159,12 +169,25 @@ def model_directions(model, objective, data: PulseSet, rt) -> np.ndarray:
     return out
 
 
-def directions(cfg, data: PulseSet, rt) -> np.ndarray:
-    """(N, 3) directions of ``data``'s events by ``icecube.method``: the network or a baseline."""
-    if cfg.icecube.method != "model":
-        return baseline_directions(data, cfg.icecube.method)
-    model, objective = load_model(cfg, rt)
-    return model_directions(model, objective, data, rt)
+def directions(cfg, data: PulseSet, rt, probs: np.ndarray | None = None, method: str | None = None) -> np.ndarray:
+    """(N, 3) directions of ``data``'s events by ``method`` (default ``icecube.method``): the network, a
+    baseline, or ``routed``: each event by the reconstruction its predicted class is routed to (``probs``: the
+    classifier's output)."""
+    method = method or cfg.icecube.method
+    if method in METHODS:
+        return baseline_directions(data, method)
+    if method == "model":
+        model, objective = load_model(cfg, rt)
+        return model_directions(model, objective, data, rt)
+    loaded = load_classifier(cfg, rt)
+    if loaded is None:  # no event classifier (the training events had no types): the network for every event
+        return directions(cfg, data, rt, method="model")
+    route = np.array(loaded[1].routes)[probs.argmax(1)]
+    out = np.zeros((len(data), 3))
+    for m in set(route):
+        where = np.flatnonzero(route == m)
+        out[where] = directions(cfg, data.subset(where), rt, method=m)
+    return out
 
 
 def events_table(data: PulseSet, direction: np.ndarray, probs: np.ndarray | None, veto_border: float) -> pd.DataFrame:
@@ -183,13 +206,14 @@ def predict(cfg, rt) -> Predictions:
     """``event_id,azimuth,zenith`` of every test event (``icecube.method``), and the events' classes beside it."""
     icfg = cfg.icecube
     data = read_split(icfg.root, "test", labelled=False, cache_files=icfg.cache_files)
-    direction = directions(cfg, data, rt)
+    probs = class_probabilities(load_classifier(cfg, rt), data, rt)
+    direction = directions(cfg, data, rt, probs)
     azimuth, zenith = angles_of(direction)
     table = pd.DataFrame({"event_id": data.event_id, "azimuth": azimuth, "zenith": zenith})
-    probs = class_probabilities(load_classifier(cfg, rt), data, rt)
     events = events_table(data, direction, probs, icfg.veto_border)
     classes = "learned and rule-based classes" if probs is not None else "rule-based classes (no classifier trained)"
-    return Predictions(table, f"{len(table)} events ({icfg.method}); {classes} in .events.csv", float_format="%.6f",
+    method = icfg.method if icfg.method != "routed" or probs is not None else "routed: no classifier, the network"
+    return Predictions(table, f"{len(table)} events ({method}); {classes} in .events.csv", float_format="%.6f",
                        companions={".events.csv": events})
 
 
@@ -198,7 +222,7 @@ def mean_error(err: np.ndarray, where: np.ndarray) -> dict:
 
 
 def summarize(true: np.ndarray, pred: np.ndarray, baselines: dict, events: pd.DataFrame, extra: dict) -> dict:
-    """Errors of the network (``pred``) and each baseline (``{method: directions}``) on the same events; per
+    """Errors of the submitted directions (``pred``) and each baseline (``{method: directions}``) on the same events; per
     true type (simulated), per predicted class and per rule-based class; the classifier's confusion matrix."""
     err = angular_error(pred, true)
     base = {k: angular_error(v, true) for k, v in baselines.items()}
@@ -246,9 +270,10 @@ def evaluate(cfg, rt, folder: Path) -> Report:
         sets["test"] = (test, direction_of(sub["azimuth"], sub["zenith"]))
     metrics, results = {}, {}
     for name, (events, submitted) in sets.items():
-        pred = submitted if submitted is not None else model_directions(model, objective, events, rt)
+        probs = class_probabilities(classifier, events, rt)
+        pred = submitted if submitted is not None else directions(cfg, events, rt, probs)  # as the submission would
         baselines = {method: baseline_directions(events, method) for method in METHODS}
-        table = events_table(events, pred, class_probabilities(classifier, events, rt), cfg.icecube.veto_border)
+        table = events_table(events, pred, probs, cfg.icecube.veto_border)
         metrics[name] = summarize(events.direction, pred, baselines, table, events.extra)
         results[name] = (events, pred, angular_error(pred, events.direction),
                          angular_error(baselines["linefit"], events.direction), table)
@@ -263,7 +288,7 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     plot_event(events, int(np.argmax(n_pulses)), pred, images[3])
     plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[4])
     m = metrics[shown]
-    headline = (f"{shown}: mean angular error {m['mean_angular_error']:.4f} rad (line fit {m['linefit_mean_angular_error']:.4f}, "
+    headline = (f"{shown} ({cfg.icecube.method}): mean angular error {m['mean_angular_error']:.4f} rad (line fit {m['linefit_mean_angular_error']:.4f}, "
                 f"2 dots {m['twodots_mean_angular_error']:.4f}; ratio to the line fit {m['ratio_to_linefit']:.2f}) · "
                 f"up/down-going accuracy {m['up_down_accuracy']:.3f}"
                 + (f" · event classes {m['classes']['accuracy']:.3f} right (balanced {m['classes']['balanced_accuracy']:.3f})"
@@ -275,22 +300,22 @@ def evaluate(cfg, rt, folder: Path) -> Report:
                      f"{v['twodots_mean_angular_error']:.4f}  up/down accuracy {v['up_down_accuracy']:.3f} (line fit "
                      f"{v['linefit_up_down_accuracy']:.3f})")
         for k, c in v.get("by_event_type", {}).items():
-            lines.append(f"    true {k:>9}: n={c['n']}  network {c['mean_angular_error']:.4f}  line fit {c['linefit']:.4f}"
+            lines.append(f"    true {k:>9}: n={c['n']}  submitted {c['mean_angular_error']:.4f}  line fit {c['linefit']:.4f}"
                          f"  2 dots {c['twodots']:.4f}")
         for group in ("by_predicted_class", "by_rule"):
             for k, c in v.get(group, {}).items():
-                lines.append(f"    {'predicted ' + k if group == 'by_predicted_class' else k:>24}: n={c['n']}  network "
+                lines.append(f"    {'predicted ' + k if group == 'by_predicted_class' else k:>24}: n={c['n']}  submitted "
                              f"{c['mean_angular_error']:.4f}")
     log_text = "\n".join(lines) + "\n"
-    tables = [("Sets", ["set", "n", "network mean error (rad)", "line fit", "2 dots", "ratio to the line fit",
+    tables = [("Sets", ["set", "n", "submitted mean error (rad)", "line fit", "2 dots", "ratio to the line fit",
                         "up/down accuracy", "event classes right"],
                [[n, v["n"], v["mean_angular_error"], v["linefit_mean_angular_error"], v["twodots_mean_angular_error"],
                  v["ratio_to_linefit"], v["up_down_accuracy"], v.get("classes", {}).get("accuracy", "")]
                 for n, v in metrics.items()])]
-    tables += [(f"{n}: by true event type", ["type", "n", "network", "line fit", "2 dots"],
+    tables += [(f"{n}: by true event type", ["type", "n", "submitted", "line fit", "2 dots"],
                 [[k, c["n"], c["mean_angular_error"], c["linefit"], c["twodots"]] for k, c in v["by_event_type"].items()])
                for n, v in metrics.items() if "by_event_type" in v]
-    tables += [(f"{n}: by predicted and rule-based class", ["events", "n", "network mean error (rad)"],
+    tables += [(f"{n}: by predicted and rule-based class", ["events", "n", "submitted mean error (rad)"],
                 [[f"predicted {k}", c["n"], c["mean_angular_error"]] for k, c in v.get("by_predicted_class", {}).items()]
                 + [[k, c["n"], c["mean_angular_error"]] for k, c in v["by_rule"].items()])
                for n, v in metrics.items()]
@@ -319,7 +344,7 @@ class IceCubeTask(TaskDefaults):
             check_files(icfg.root, "train")
 
     def check_generate(self, cfg) -> None:
-        if cfg.icecube.method == "model":
+        if cfg.icecube.method in ("model", "routed"):
             check_checkpoint(self.checkpoint(cfg))
         check_files(cfg.icecube.root, "test")
 

@@ -27,6 +27,7 @@ def checkpoint_copy(work: Path, dataset: Path, tmp_path: Path) -> tuple[Path, li
     return ck, args + [f"train.checkpoint_dir={ck}", f"cygno.output.submission={tmp_path / 'sub.csv'}"]
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_submission_follows_every_format_rule(pipeline, tiny_dataset):
     work, _ = pipeline
     path = work / "results" / "submission.csv"
@@ -44,6 +45,7 @@ def test_submission_follows_every_format_rule(pipeline, tiny_dataset):
     assert "[cygno.submission]" in (work / "results" / "submission.config.ini").read_text()
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_the_csv_holds_the_decoded_scores_to_the_last_bit(pipeline, tiny_dataset):
     """Scores near 1 written to 7 digits tie, and ties cost AUC (3.4 private points on the main job): the CSV
     holds exactly what the decoder computed from the raw outputs beside it."""
@@ -58,6 +60,7 @@ def test_the_csv_holds_the_decoded_scores_to_the_last_bit(pipeline, tiny_dataset
     assert np.array_equal(sub["classification_predictions"].to_numpy(), decoded.iloc[:, 1].to_numpy())
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_report_agrees_with_csv_and_labels(pipeline, tiny_dataset):
     work, outputs = pipeline
     metrics = json.loads((work / "results" / "metrics.json").read_text())["metrics"]
@@ -75,6 +78,7 @@ def test_report_agrees_with_csv_and_labels(pipeline, tiny_dataset):
     assert f"simulated private score: {metrics['private_test']['score']:.1f}" in outputs[2]
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_trained_classifier_points_er_up(pipeline, tiny_dataset):
     """ER is the positive class in the CSV and in the report (one team inverted it and scored -38)."""
     work, _ = pipeline
@@ -87,6 +91,7 @@ def test_trained_classifier_points_er_up(pipeline, tiny_dataset):
     assert metrics["public_test"]["auc"] > 0.7 and metrics["validation"]["auc"] > 0.7
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_report_files(pipeline):
     work, _ = pipeline
     results = work / "results"
@@ -141,6 +146,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert proc.returncode == 2 and "no key 'cygno.classifier.epochz'" in proc.stderr
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_bad_test_image_stops_submission_without_writing(pipeline, tiny_dataset, tmp_path):
     """A corrupt PNG in a test folder: exit 2, the file named, and no CSV (nor half a CSV) written."""
     work, _ = pipeline
@@ -164,6 +170,7 @@ def test_bad_test_image_stops_submission_without_writing(pipeline, tiny_dataset,
     assert len(sub) == 6 and sub.loc["event_001", "classification_predictions"] == 0.5
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_same_test_id_twice_is_an_error(pipeline, tiny_dataset, tmp_path):
     work, _ = pipeline
     a, b = tmp_path / "a", tmp_path / "b"
@@ -178,6 +185,7 @@ def test_same_test_id_twice_is_an_error(pipeline, tiny_dataset, tmp_path):
     assert not (tmp_path / "sub.csv").exists()
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_real_images_are_typed_right_by_a_model_trained_on_simulation(pipeline, tiny_dataset, real_images, tmp_path):
     """The four genuine IDAO images (NR 1, NR 20, ER 10, ER 30 keV: training classes, the public split's class
     set) predicted as a public_test folder, as the leaderboard's would be; as a folder of unknown class set the
@@ -200,6 +208,7 @@ def test_real_images_are_typed_right_by_a_model_trained_on_simulation(pipeline, 
             assert called_er[path.stem] == ("_ER_" in path.name), (folder.name, path.name)
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_a_light_model_without_shape_is_refused_before_any_image_is_read(pipeline, tiny_dataset, tmp_path):
     """A checkpoint folder from before the shape model: one error line naming light.json, no CSV; with
     cygno.submission.shape=false it still submits."""
@@ -217,6 +226,7 @@ def test_a_light_model_without_shape_is_refused_before_any_image_is_read(pipelin
                                                          for s in ("public_test", "private_test"))
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_the_default_submission_never_runs_the_regressor(pipeline, tiny_dataset, tmp_path):
     """Mode light decodes the energy from light: it submits from a checkpoint folder without the regressor (the
     raw CSV's energy left empty); a mode that reads the regressor's keV names the missing checkpoint."""
@@ -231,6 +241,7 @@ def test_the_default_submission_never_runs_the_regressor(pipeline, tiny_dataset,
     assert proc.returncode == 2 and "regressor_best.pt" in proc.stderr and proc.stderr.startswith("error:")
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_report_refuses_a_raw_csv_without_the_spot_columns(pipeline, tiny_dataset, tmp_path):
     """A submission.raw.csv from before the shape model: one error line naming it, before any model runs."""
     work, _ = pipeline
@@ -244,6 +255,7 @@ def test_report_refuses_a_raw_csv_without_the_spot_columns(pipeline, tiny_datase
     assert f"error: {tmp_path / 'submission.raw.csv'}: columns ['width', 'elongation'] missing" in proc.stderr
 
 
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_validation_is_decoded_like_the_public_split(pipeline, tiny_dataset):
     """Validation holds the training classes, the public split's: each type's energy is one of that split's
     levels, as on the leaderboard (with all six levels per type the main job's validation scored 293, now 868)."""

@@ -12,7 +12,7 @@ import torch
 
 from idao.errors import DataError
 from idao.icecube.io import (PACKAGED_GEOMETRY, angles_of, angular_error, direction_of, read_geometry,
-                             read_split)
+                             read_split, with_test_truth)
 from idao.icecube.baselines import baseline_directions, line_fit, two_dots
 from idao.icecube.classes import Detector
 from idao.icecube.objective import DirectionObjective, log_c3, select_pulses
@@ -205,10 +205,13 @@ def icecube_run(tmp_path_factory):
     return work, args, [run(str(ROOT / s), *args, cwd=work) for s in ("train.py", "generate_submission.py", "report.py")]
 
 
+@pytest.mark.xdist_group("icecube_run")
 def test_icecube_scripts_end_to_end(icecube_run):
     work, _, (train, _, report) = icecube_run
     assert "simulating 500 training and 100 test events" in train.stdout
     assert "classes:" in train.stdout and "boosting rounds kept" in train.stdout  # the event classifier
+    routes = torch.load(work / "checkpoints" / "icecube" / "classes_best.pt", weights_only=True)["objective"]["routes"]
+    assert set(routes) <= {"model", "linefit", "twodots"} and len(routes) == 3
     sub = pd.read_csv(work / "results" / "icecube" / "submission.csv")
     assert list(sub.columns) == ["event_id", "azimuth", "zenith"] and len(sub) == 100
     assert sub["azimuth"].between(0, 2 * np.pi).all() and sub["zenith"].between(0, np.pi).all()
@@ -218,6 +221,13 @@ def test_icecube_scripts_end_to_end(icecube_run):
     probs = events[["p_track", "p_starting", "p_cascade"]].to_numpy()
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert (events["event_class"] == np.array(["track", "starting", "cascade"])[probs.argmax(1)]).all()
+    test = with_test_truth(work / "data" / "icecube_sim", read_split(work / "data" / "icecube_sim", "test", False))
+    submitted = direction_of(sub["azimuth"], sub["zenith"])
+    for cls, method in zip(("track", "starting", "cascade"), routes):  # icecube.method = routed (the default)
+        if method != "model" and (events["event_class"] == cls).any():
+            where = (events["event_class"] == cls).to_numpy()
+            baseline = baseline_directions(test.subset(np.flatnonzero(where)), method)
+            assert angular_error(submitted[where], baseline).max() < 1e-4
     metrics = json.loads((work / "results" / "icecube" / "metrics.json").read_text())
     test = metrics["test"]
     truth = pd.read_parquet(work / "data" / "icecube_sim" / "test_truth.parquet").set_index("event_id").loc[sub["event_id"]]
@@ -235,6 +245,7 @@ def test_icecube_scripts_end_to_end(icecube_run):
     assert "line fit" in report.stdout and "2 dots" in report.stdout
 
 
+@pytest.mark.xdist_group("icecube_run")
 @pytest.mark.parametrize("method", ["linefit", "twodots"])
 def test_baseline_submissions_need_no_training(icecube_run, tmp_path, method):
     work, args, _ = icecube_run
