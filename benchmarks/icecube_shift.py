@@ -49,8 +49,9 @@ def main() -> None:
     classifier = load_classifier(cfg, rt)
     work = Path(tempfile.mkdtemp(prefix="icecube-shift-"))
     lines = [f"The model in `{args.checkpoint_dir}` (max_pulses {objective.max_pulses}) on {args.events} fresh test "
-             "events per point (seed 11), one simulator knob moved at a time. Mean angular error (rad) of the network, "
-             "the line fit and 2 dots per true event class; ratio: network / line fit on that class. Command: "
+             "events per point (seed 11), one simulator knob moved at a time. Mean angular error (rad) of the submission "
+             "(routed: each event by the reconstruction its predicted class was routed to on validation), the network "
+             "alone, the line fit and 2 dots, overall and per true event class; ratio: routed / line fit. Command: "
              f"`python benchmarks/icecube_shift.py --checkpoint-dir {args.checkpoint_dir}`.", "",
              "| simulator physics | all: routed / network / line fit / 2 dots | ratio | track | starting | cascade | worst class ratio |",
              "|---|---|---:|---|---|---|---:|"]
