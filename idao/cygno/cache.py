@@ -40,26 +40,39 @@ def _load_one(path: Path, size: int, mode: str, pedestal: bool, skip_bad: bool):
 
 
 def decode_crops(paths: list[Path], size: int, mode: str = "centre", pedestal: bool = True,
-                 workers: int = 1, skip_bad: bool = False, progress: bool = True):
+                 workers: int = 1, skip_bad: bool = False, progress: bool = True, on_chunk=None, chunk: int = 256):
     """Decode ``paths`` into an (N, size, size) uint8 array, in parallel.
 
     Returns (crops, kept) where ``kept`` indexes the files that decoded; with
     ``skip_bad`` unreadable files are left out with a warning, otherwise the
-    first one raises a DataError naming it.
+    first one raises a DataError naming it. ``on_chunk(crops)``, when given, is
+    called with every ``chunk`` crops as they arrive, in order (the unreadable
+    left out): the caller's work on them (a model's inference) overlaps the
+    worker processes decoding the next ones.
     """
     out = np.empty((len(paths), size, size), np.uint8)
     kept, bad = [], []
     fn = partial(_load_one, size=size, mode=mode, pedestal=pedestal, skip_bad=skip_bad)
     bar = dict(total=len(paths), desc="decode", unit="img", disable=None if progress else True, mininterval=2)  # None: off when not a terminal
+    done = 0  # crops of ``kept`` handed to on_chunk
+
+    def hand_on(final: bool = False):
+        nonlocal done
+        while on_chunk is not None and (len(kept) - done >= chunk or (final and len(kept) > done)):
+            upto = min(done + chunk, len(kept))
+            on_chunk(out[kept[done:upto]])
+            done = upto
+
     if workers > 1 and len(paths) > 64:
-        with ProcessPoolExecutor(workers) as pool:
-            results = pool.map(fn, paths, chunksize=32)
-            results = tqdm(results, **bar)
-            for i, r in enumerate(results):
+        with ProcessPoolExecutor(workers) as pool:  # map queues every file: the workers run ahead of on_chunk
+            for i, r in enumerate(tqdm(pool.map(fn, paths, chunksize=32), **bar)):
                 _store(out, i, r, kept, bad)
+                hand_on()
     else:
         for i, p in enumerate(tqdm(paths, **bar)):
             _store(out, i, fn(p), kept, bad)
+            hand_on()
+    hand_on(final=True)
     if bad:
         warnings.warn(f"skipped {len(bad)} unreadable file(s); first: {bad[0]}", stacklevel=2)
     return out[kept] if bad else out, kept
@@ -74,10 +87,12 @@ def _store(out, i, result, kept, bad):
 
 
 def cached_crops(paths: list[Path], cache_dir: str | Path | None, size: int, mode: str = "centre",
-                 pedestal: bool = True, workers: int = 1, skip_bad: bool = False, progress: bool = True):
-    """Like ``decode_crops``, but served from ``cache_dir`` when an identical request was decoded before."""
+                 pedestal: bool = True, workers: int = 1, skip_bad: bool = False, progress: bool = True,
+                 on_chunk=None, chunk: int = 256):
+    """Like ``decode_crops``, but served from ``cache_dir`` when an identical request was decoded before (then
+    ``on_chunk`` is not called: there is no decoding to overlap)."""
     if not cache_dir:
-        return decode_crops(paths, size, mode, pedestal, workers, skip_bad, progress)
+        return decode_crops(paths, size, mode, pedestal, workers, skip_bad, progress, on_chunk, chunk)
     cache_dir = Path(cache_dir)
     key = cache_key(paths, size, mode, pedestal, skip_bad)
     array_path, index_path = cache_dir / f"crops-{key}.npy", cache_dir / f"crops-{key}.json"
@@ -90,7 +105,7 @@ def cached_crops(paths: list[Path], cache_dir: str | Path | None, size: int, mod
                               stacklevel=2)
             return crops, index["kept"]
     check_disk_space(cache_dir, len(paths) * size * size, f"a crop cache of {len(paths)} images")
-    crops, kept = decode_crops(paths, size, mode, pedestal, workers, skip_bad, progress)
+    crops, kept = decode_crops(paths, size, mode, pedestal, workers, skip_bad, progress, on_chunk, chunk)
     with atomic_path(array_path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, crops)

@@ -42,6 +42,11 @@ class CropSet:
     def classes(self) -> np.ndarray:
         return np.char.add(self.particle.astype(str), self.energy.astype(str))
 
+    @classmethod
+    def unlabelled(cls, images: np.ndarray) -> "CropSet":
+        """Bare crops (no ids or labels): what a model's inference needs."""
+        return cls(images, [""] * len(images), np.full(len(images), ""), np.zeros(len(images), int))
+
     def subset(self, idx) -> "CropSet":
         idx = np.asarray(idx, dtype=int)
         return CropSet(self.images[idx], [self.ids[i] for i in idx], self.particle[idx], self.energy[idx])
@@ -51,11 +56,12 @@ class CropSet:
         return measure_spots(self.images)
 
 
-def load_crops(samples: list[Sample], data_cfg, progress: bool = True) -> CropSet:
-    """Decode (or fetch from the cache) the crops of ``samples`` as the data config says."""
+def load_crops(samples: list[Sample], data_cfg, progress: bool = True, on_chunk=None, chunk: int = 256) -> CropSet:
+    """Decode (or fetch from the cache) the crops of ``samples`` as the data config says; ``on_chunk(images)``
+    sees them ``chunk`` at a time while the rest decode (``cache.decode_crops``)."""
     images, kept = cached_crops(
         [s.path for s in samples], data_cfg.cache_dir or None, data_cfg.crop, data_cfg.crop_mode,
-        data_cfg.pedestal, data_cfg.workers, data_cfg.on_bad_file == "skip", progress)
+        data_cfg.pedestal, data_cfg.workers, data_cfg.on_bad_file == "skip", progress, on_chunk, chunk)
     kept_samples = [samples[i] for i in kept]
     return CropSet(
         np.asarray(images),

@@ -19,7 +19,7 @@ from ..config import split_list
 from ..engine import RunSettings, predict_outputs
 from ..errors import CheckpointError, DataError
 from ..tasks import Predictions
-from .data import load_crops
+from .data import CropSet, load_crops
 from .dataset import TEST_SPLITS, check_root, read_test_folder
 from .light import LIGHT_MODEL_FILE, LightModel
 from .objectives import load_models
@@ -89,9 +89,15 @@ def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
             if s.id in seen:
                 raise DataError(f"{s.path}: id {s.id!r} also found as {seen[s.id]}; ids must be unique")
             seen[s.id] = s.path
-        crops = load_crops(samples, cfg.cygno, rt.show_progress)
         refine = tta.views > 1 and cfg.section("cygno.submission").tta_fraction < 1
-        logit = predict_outputs(classifier, dataclasses.replace(tta, views=1) if refine else tta, crops, rt)
+        first = dataclasses.replace(tta, views=1) if refine else tta
+        logits = []  # the first pass, run on each batch of crops while the worker processes decode the next
+
+        def score(images):
+            logits.append(predict_outputs(classifier, first, CropSet.unlabelled(images), rt))
+
+        crops = load_crops(samples, cfg.cygno, rt.show_progress, on_chunk=score, chunk=rt.batch_size)
+        logit = np.concatenate(logits) if logits else predict_outputs(classifier, first, crops, rt)  # cached crops
         spots = crops.spots()
         part = pd.DataFrame({"id": crops.ids, "split": folder.name, "score": tta.predict(logit),
                              "energy": regressed_kev(models, crops, rt),

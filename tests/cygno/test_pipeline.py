@@ -61,6 +61,22 @@ def test_the_csv_holds_the_decoded_scores_to_the_last_bit(pipeline, tiny_dataset
 
 
 @pytest.mark.xdist_group("cygno_pipeline")
+def test_scoring_while_decoding_gives_the_same_submission(pipeline, tiny_dataset, tmp_path):
+    """Without a crop cache, the classifier scores each batch while worker processes decode the next; the raw
+    outputs are exactly those of scoring the cached crops all at once."""
+    work, _ = pipeline
+    common = [a for a in overrides(tiny_dataset, work) if not a.startswith(("cygno.cache_dir=", "cygno.output."))]
+    common += ["train.predict_batch_size=32"]
+    run("generate_submission.py", *common, f"cygno.cache_dir={work / 'cache'}",  # the pipeline's crops, cached
+        f"cygno.output.submission={tmp_path / 'cached.csv'}")
+    run("generate_submission.py", *common, "cygno.cache_dir=", "cygno.workers=2",
+        f"cygno.output.submission={tmp_path / 'streamed.csv'}")
+    a = pd.read_csv(tmp_path / "cached.raw.csv", dtype={"id": str})
+    b = pd.read_csv(tmp_path / "streamed.raw.csv", dtype={"id": str})
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_report_agrees_with_csv_and_labels(pipeline, tiny_dataset):
     work, outputs = pipeline
     metrics = json.loads((work / "results" / "metrics.json").read_text())["metrics"]
