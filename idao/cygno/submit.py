@@ -91,12 +91,15 @@ def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
             seen[s.id] = s.path
         refine = tta.views > 1 and cfg.section("cygno.submission").tta_fraction < 1
         first = dataclasses.replace(tta, views=1) if refine else tta
-        logits = []  # the first pass, run on each batch of crops while the worker processes decode the next
+        logits = []  # with overlap: the first pass, run on each batch of crops while the workers decode the next
 
         def score(images):
             logits.append(predict_outputs(classifier, first, CropSet.unlabelled(images), rt))
 
-        crops = load_crops(samples, cfg.cygno, rt.show_progress, on_chunk=score, chunk=rt.batch_size)
+        overlap = cfg.section("cygno.submission").overlap
+        overlap = overlap == "on" or (overlap == "auto" and rt.device.type != "cpu")
+        crops = load_crops(samples, cfg.cygno, rt.show_progress, on_chunk=score if overlap else None,
+                           chunk=rt.batch_size)
         logit = np.concatenate(logits) if logits else predict_outputs(classifier, first, crops, rt)  # cached crops
         spots = crops.spots()
         part = pd.DataFrame({"id": crops.ids, "split": folder.name, "score": tta.predict(logit),

@@ -29,7 +29,7 @@ RULES = {  # beside the defaults in config.ini; see idao/schema.py
     "cygno.regressor.target": Choice(("log", "linear")), "cygno.regressor.loss": Choice(tuple(LOSSES)),
     "cygno.submission.postprocess": Choice(MODES), "cygno.submission.balance": Choice(BALANCES),
     "cygno.submission.light_weight": NON_NEGATIVE, "cygno.submission.tta": Range(1, 8),
-    "cygno.submission.tta_fraction": Range(0, 1, open_low=True),
+    "cygno.submission.tta_fraction": Range(0, 1, open_low=True), "cygno.submission.overlap": Choice(("auto", "on", "off")),
 }
 
 

@@ -62,14 +62,14 @@ def test_the_csv_holds_the_decoded_scores_to_the_last_bit(pipeline, tiny_dataset
 
 @pytest.mark.xdist_group("cygno_pipeline")
 def test_scoring_while_decoding_gives_the_same_submission(pipeline, tiny_dataset, tmp_path):
-    """Without a crop cache, the classifier scores each batch while worker processes decode the next; the raw
-    outputs are exactly those of scoring the cached crops all at once."""
+    """With cygno.submission.overlap and no crop cache, the classifier scores each batch while worker processes
+    decode the next; the raw outputs are exactly those of scoring the cached crops all at once."""
     work, _ = pipeline
     common = [a for a in overrides(tiny_dataset, work) if not a.startswith(("cygno.cache_dir=", "cygno.output."))]
     common += ["train.predict_batch_size=32"]
     run("generate_submission.py", *common, f"cygno.cache_dir={work / 'cache'}",  # the pipeline's crops, cached
         f"cygno.output.submission={tmp_path / 'cached.csv'}")
-    run("generate_submission.py", *common, "cygno.cache_dir=", "cygno.workers=2",
+    run("generate_submission.py", *common, "cygno.cache_dir=", "cygno.workers=2", "cygno.submission.overlap=on",
         f"cygno.output.submission={tmp_path / 'streamed.csv'}")
     a = pd.read_csv(tmp_path / "cached.raw.csv", dtype={"id": str})
     b = pd.read_csv(tmp_path / "streamed.raw.csv", dtype={"id": str})
