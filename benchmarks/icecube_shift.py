@@ -1,8 +1,8 @@
 """A trained IceCube model against simulator physics it was not trained on: one knob moved at a time.
 
 Each point simulates fresh test events (seed 11) with one ``Physics`` setting
-changed, and scores the network, the line fit and 2 dots on them, overall and
-per true event class, with the network's ratio to the line fit. Train first (the main job
+changed, and scores the submission (routed), the network alone, the line fit and 2 dots
+on them, overall and per true event class, with the submission's ratio to the line fit. Train first (the main job
 does), then::
 
     python benchmarks/icecube_shift.py --checkpoint-dir checkpoints --out docs/benchmarks/icecube_shift.md

@@ -181,14 +181,16 @@ def batch_inputs(objective, data, plan: list, rt: Runtime):
 
     With ``rt.loader_workers`` > 0 they are built by that many background
     processes (a DataLoader, each worker reading the data on its own: an
-    IceCube worker keeps its own few batch files), up to 4 batches ahead of
-    the model; the batches are the same either way.
+    IceCube worker keeps its own few batch files), each up to 4 batches ahead
+    of the model; the batches are the same either way. The loader gets its
+    own generator, so starting it leaves the global RNG (dropout) untouched.
     """
     if rt.loader_workers == 0:
         return (objective.inputs(data, idx, rt, draws) for idx, draws in plan)
     loader = torch.utils.data.DataLoader(_PlannedBatches(objective, data, plan, rt), batch_size=None,
                                          num_workers=rt.loader_workers, prefetch_factor=4,
-                                         pin_memory=rt.device.type == "cuda")
+                                         pin_memory=rt.device.type == "cuda",
+                                         generator=torch.Generator().manual_seed(0))
     return (to_device(x, rt.device) for x in loader)
 
 

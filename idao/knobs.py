@@ -20,8 +20,11 @@ def parse_knobs(cls, text: str):
         key, _, value = item.partition("=")
         if key not in known:
             raise DataError(f"--physics {item!r}: unknown knob; known: {', '.join(known)}")
+        kind = type(getattr(defaults, key))
+        if kind is bool:  # bool("false") is True: refuse rather than guess
+            raise DataError(f"--physics {item!r}: {key} is not a number knob")
         try:
-            values[key] = type(getattr(defaults, key))(value)
+            values[key] = kind(value)
         except ValueError:
             raise DataError(f"--physics {item!r}: expected {key}=<number>") from None
     return cls(**values)

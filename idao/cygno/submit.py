@@ -93,14 +93,16 @@ def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
         first = dataclasses.replace(tta, views=1) if refine else tta
         logits = []  # with overlap: the first pass, run on each batch of crops while the workers decode the next
 
-        def score(images):
-            logits.append(predict_outputs(classifier, first, CropSet.unlabelled(images), rt))
+        def score(images):  # in-process: the decode workers are already running
+            logits.append(predict_outputs(classifier, first, CropSet.unlabelled(images), in_process))
+
+        in_process = dataclasses.replace(rt, loader_workers=0)
 
         overlap = cfg.section("cygno.submission").overlap
         overlap = overlap == "on" or (overlap == "auto" and rt.device.type != "cpu")
         crops = load_crops(samples, cfg.cygno, rt.show_progress, on_chunk=score if overlap else None,
                            chunk=rt.batch_size)
-        logit = np.concatenate(logits) if logits else predict_outputs(classifier, first, crops, rt)  # cached crops
+        logit = np.concatenate(logits) if logits else predict_outputs(classifier, first, crops, rt)  # no overlap
         spots = crops.spots()
         part = pd.DataFrame({"id": crops.ids, "split": folder.name, "score": tta.predict(logit),
                              "energy": regressed_kev(models, crops, rt),

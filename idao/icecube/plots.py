@@ -9,7 +9,7 @@ from ..reporting import confusion_panel, grid, plt, save_figure
 
 
 def plot_error_histograms(errors: dict, path: Path) -> None:
-    """``{set: (network errors, line-fit errors)}`` in degrees, one panel per set."""
+    """``{set: (submitted errors, line-fit errors)}`` in degrees, one panel per set."""
     fig, axes = grid(len(errors))
     for ax, (name, (net, line)) in zip(axes, errors.items()):
         bins = np.linspace(0, 180, 61)
@@ -31,7 +31,7 @@ def _binned(ax, x, err, label, bins):
 
 
 def plot_error_vs(events, net: np.ndarray, fit: np.ndarray, n_pulses: np.ndarray, path: Path, name: str) -> None:
-    """Mean angular error of the network (``net``) and the line fit (``fit``) against true zenith and number of
+    """Mean angular error of the submitted directions (``net``) and the line fit (``fit``) against true zenith and number of
     pulses, and per event type when known."""
     zenith = np.degrees(np.arccos(np.clip(events.direction[:, 2], -1, 1)))
     types = events.extra.get("event_type")
@@ -76,7 +76,7 @@ def plot_event(events, i: int, pred: np.ndarray, path: Path) -> None:
 
 
 def plot_classes(m: dict, path: Path, name: str) -> None:
-    """The event classifier's confusion matrix (where the truth is known) and the network's mean angular error
+    """The event classifier's confusion matrix (where the truth is known) and the submitted directions' mean angular error
     per predicted class and per rule-based class: how much a cut to the easy events buys."""
     fig, axes = grid(2 if "classes" in m else 1, size=5)
     if "classes" in m:

@@ -101,6 +101,12 @@ def fit_classifier(cfg, data: PulseSet, train_idx, val_idx, rt, run: RunSettings
             print(f"{CLASSIFIER}: the training events carry no event_type (real data): no classifier trained; "
                   "generate_submission.py still writes the rule-based classes")
         return None
+    missing = [c for k, c in enumerate(CLASSES) if not (y[train_idx] == k).any()]
+    if missing:
+        if rt.dist.main:
+            print(f"{CLASSIFIER}: no training event of class {', '.join(missing)}: no classifier trained; "
+                  "icecube.method = routed uses the network for every event")
+        return None
     settings = classifier_settings(cfg)
     x_train, x_val = summaries(data, train_idx), summaries(data, val_idx)
     trees, history = fit_trees(x_train, y[train_idx], len(CLASSES), x_val, y[val_idx], run.seed, settings.epochs,
@@ -113,7 +119,8 @@ def fit_classifier(cfg, data: PulseSet, train_idx, val_idx, rt, run: RunSettings
     if run.path(MODEL, "best").exists():
         network, objective = load_model(cfg, rt, run)
         errors["model"] = angular_error(model_directions(network, objective, val, rt), val.direction)
-    routes = tuple(min(errors, key=lambda m: errors[m][predicted == k].mean() if (predicted == k).any() else np.inf)
+    fallback = "model" if "model" in errors else "linefit"  # for a class no validation event is predicted as
+    routes = tuple(min(errors, key=lambda m: errors[m][predicted == k].mean()) if (predicted == k).any() else fallback
                    for k in range(len(CLASSES)))
     summary = save_fitted(CLASSIFIER, settings, model, EventClassObjective(routes=routes), history, rt, run)
     if rt.dist.main:
@@ -182,6 +189,7 @@ def directions(cfg, data: PulseSet, rt, probs: np.ndarray | None = None, method:
     loaded = load_classifier(cfg, rt)
     if loaded is None:  # no event classifier (the training events had no types): the network for every event
         return directions(cfg, data, rt, method="model")
+    assert probs is not None, "routed directions need the classifier's probabilities"
     route = np.array(loaded[1].routes)[probs.argmax(1)]
     out = np.zeros((len(data), 3))
     for m in set(route):
@@ -254,7 +262,6 @@ def summarize(true: np.ndarray, pred: np.ndarray, baselines: dict, events: pd.Da
 
 def evaluate(cfg, rt, folder: Path) -> Report:
     run = RunSettings.from_config(cfg, NAME)
-    model, objective = load_model(cfg, rt, run)
     classifier = load_classifier(cfg, rt, run)
     data, _, val_idx = prepare(cfg, rt, simulate=False)
     sets = {"validation": (data.subset(val_idx), None)}

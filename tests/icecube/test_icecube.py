@@ -257,11 +257,13 @@ def test_baseline_submissions_need_no_training(icecube_run, tmp_path, method):
 
 
 def test_batches_built_in_worker_processes_train_the_same_model(sim, tmp_path):
-    """train.loader_workers builds the batches in background processes: the same batches, the same weights."""
+    """train.loader_workers builds the batches in background processes: the same batches, the same weights
+    (with dropout on: starting the workers must not move the random draws of the training loop)."""
     weights = []
     for workers in (0, 2):
         ck = tmp_path / f"ck{workers}"
         run("train.py", "task.name=icecube", f"icecube.root={sim}", "icecube.model.epochs=1", f"train.checkpoint_dir={ck}",
+            "icecube.model.drop_rate=0.2",
             f"train.loader_workers={workers}", "train.progress=false", "train.threads=1", "--only", "direction")
         weights.append(torch.load(ck / "icecube" / "direction_last.pt", weights_only=True)["model"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
