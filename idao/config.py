@@ -102,6 +102,15 @@ class Config:
         parser.write(buf)
         return buf.getvalue()
 
+    def with_values(self, values: dict) -> "Config":
+        """A copy with ``{"section.key": value}`` set (as if by the user); this config is left as it is."""
+        new = copy.deepcopy(self)
+        for dotted, value in values.items():
+            section, _, key = dotted.rpartition(".")
+            setattr(new._sections[section], key, value)
+            new._explicit.add((section, key))
+        return new
+
     def adopting(self, saved: dict, keys, must_match=(), where: str = "the checkpoint") -> tuple["Config", list[str]]:
         """A copy that takes ``keys`` ("section.key") from ``saved`` (a config recorded with a checkpoint) where
         the user did not set them, and the keys taken; a user's value for a ``must_match`` key that differs is

@@ -36,6 +36,7 @@ from .errors import CheckpointError, ConfigError
 from .metrics import better
 from .models import build_model
 from .runtime import Runtime, autocast
+from .splits import fold_index
 
 
 @dataclass(frozen=True)
@@ -67,16 +68,33 @@ class RunSettings:
 
     seed: int
     resume: bool
-    checkpoint_dir: Path
+    checkpoint_dir: Path  # <train.checkpoint_dir>/<task>/, or its fold<k>/ when one fold is trained or scored
     config: dict  # the resolved config, saved in every checkpoint
+    folds: int = 1  # train.folds
+    fold: int | None = None  # the one fold this run is about; None: a single split, or every fold
 
     @classmethod
     def from_config(cls, cfg, task_name: str) -> "RunSettings":
-        """From ``[train]``: checkpoints of a task go to ``<train.checkpoint_dir>/<task name>/``."""
-        return cls(cfg.train.seed, cfg.train.resume, Path(cfg.train.checkpoint_dir) / task_name, cfg.as_dict())
+        """From ``[train]``: checkpoints of a task go to ``<train.checkpoint_dir>/<task name>/``, those of fold k
+        to its ``fold<k>/``."""
+        top, fold = Path(cfg.train.checkpoint_dir) / task_name, fold_index(cfg.train)
+        return cls(cfg.train.seed, cfg.train.resume, top if fold is None else top / f"fold{fold}", cfg.as_dict(),
+                   cfg.train.folds, fold)
+
+    @property
+    def top_dir(self) -> Path:
+        """The task's checkpoint folder, above any fold's."""
+        return self.checkpoint_dir if self.fold is None else self.checkpoint_dir.parent
 
     def path(self, name: str, which: str) -> Path:
         return self.checkpoint_dir / f"{name}_{which}.pt"
+
+    def members(self, name: str) -> list[Path]:
+        """The best checkpoints of model ``name`` that predict together: one per fold where the models were trained
+        in folds and no single fold is asked for, else the one."""
+        if self.folds > 1 and self.fold is None:
+            return [self.top_dir / f"fold{k}" / f"{name}_best.pt" for k in range(self.folds)]
+        return [self.path(name, "best")]
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int):
@@ -108,7 +126,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 # Fault injection for the resume tests: IDAO_FAULT_KILL_AT=classifier:5 sends SIGKILL to this
-# process right after the classifier's 5th optimizer step.
+# process right after the classifier's 5th optimizer step (fold1/classifier:5: in fold 1).
 _KILL_AT = os.environ.get("IDAO_FAULT_KILL_AT", "")
 
 
@@ -170,7 +188,9 @@ class _PlannedBatches(torch.utils.data.Dataset):
 
 
 def to_device(x, device: torch.device):
-    """A model input (a tensor, or a dict of them) on ``device``."""
+    """A model input (a tensor, a dict of them, or a fold ensemble's tuple of either) on ``device``."""
+    if isinstance(x, tuple):
+        return tuple(to_device(v, device) for v in x)
     if isinstance(x, dict):
         return {k: v.to(device, non_blocking=True) for k, v in x.items()}
     return x.to(device, non_blocking=True)
@@ -259,6 +279,7 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
     log = print if main else (lambda *a, **k: None)
     last_path, best_path = run.path(name, "last"), run.path(name, "best")
     log_path = run.checkpoint_dir / f"{name}_log.csv"
+    fault_name = name if run.fold is None else f"fold{run.fold}/{name}"  # what IDAO_FAULT_KILL_AT names
     state = None
     if run.resume and last_path.exists():
         state = load_checkpoint(last_path)
@@ -291,7 +312,7 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
         t0 = time.time()
         torch.manual_seed(seed * 1_000_003 + epoch)  # dropout and any other global draws
         loss, scores = train_one_epoch(model, objective, optimizer, scheduler, train_set, settings.batch_size, rt,
-                                       epoch_generator(seed, epoch), name, epoch * steps_per_epoch)
+                                       epoch_generator(seed, epoch), fault_name, epoch * steps_per_epoch)
         metric, val_scores = evaluate(model, objective, val_set, rt)
         scores = {k: round(v, 6) for k, v in {**scores, **val_scores}.items()}
         improved = better(metric, best, objective.higher_is_better)
@@ -313,7 +334,7 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)
             write_log(history, log_path)
-    return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history))
+    return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history), metric_name=objective.metric_name)
 
 
 def save_fitted(name: str, settings: ModelSettings, model: torch.nn.Module, objective, history: list[dict],
@@ -332,11 +353,67 @@ def save_fitted(name: str, settings: ModelSettings, model: torch.nn.Module, obje
         save_checkpoint(state, run.path(name, "best"))
         save_checkpoint(state, run.path(name, "last"))
         write_log(history, run.checkpoint_dir / f"{name}_log.csv")
-    return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history))
+    return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history), metric_name=objective.metric_name)
 
 
-def load_trained(path: Path, settings: ModelSettings, compat: dict, objective_class, rt: Runtime):
-    """The checkpoint at ``path``, checked against the config, with the objective it was trained with."""
+class FoldEnsemble(torch.nn.Module):
+    """The fold models of one kind as one model: the mean of their raw outputs (logits, log-energy, direction
+    vectors, box coordinates: each objective's own output space), each member fed the inputs its own objective
+    builds (``EnsembleObjective``)."""
+
+    def __init__(self, members: list[torch.nn.Module]):
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, inputs: tuple):
+        return sum(m(x) for m, x in zip(self.members, inputs)) / len(self.members)
+
+
+class EnsembleObjective:
+    """The objectives of a ``FoldEnsemble``'s members: batches are built by each (their standardisations differ
+    by fold; once where all are equal); everything else (``predict``, ``metric``, class names...) is the first
+    member's, which the members share."""
+
+    def __init__(self, members: list):
+        self.members = members
+        self.same = all(m == members[0] for m in members)
+
+    def __getattr__(self, name):
+        members = self.__dict__.get("members")  # absent while unpickling (a loader worker)
+        if not members:
+            raise AttributeError(name)
+        return getattr(members[0], name)
+
+    def inputs(self, data, idx, rt, draws=None) -> tuple:
+        if self.same:
+            return (self.members[0].inputs(data, idx, rt, draws),) * len(self.members)
+        return tuple(m.inputs(data, idx, rt, draws) for m in self.members)
+
+    def test_views(self, inputs: tuple) -> list:
+        """The members' test-time views, view by view (one view each without ``test_views``)."""
+        views = [m.test_views(x) if hasattr(m, "test_views") else [x] for m, x in zip(self.members, inputs)]
+        return [tuple(v) for v in zip(*views)]
+
+
+def with_fields(objective, **changes):
+    """``dataclasses.replace`` for an objective, or a fold ensemble's (every member changed alike)."""
+    if isinstance(objective, EnsembleObjective):
+        return EnsembleObjective([dataclasses.replace(m, **changes) for m in objective.members])
+    return dataclasses.replace(objective, **changes)
+
+
+def load_trained(paths, settings: ModelSettings, compat: dict, objective_class, rt: Runtime):
+    """The checkpoint at ``paths`` (one path, or a list: ``RunSettings.members``), checked against the config,
+    with the objective it was trained with; several checkpoints (the fold models) load as one
+    ``FoldEnsemble`` with its ``EnsembleObjective``."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    loaded = [_load_one(Path(p), settings, compat, objective_class, rt) for p in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    return FoldEnsemble([m for m, _ in loaded]).eval(), EnsembleObjective([o for _, o in loaded])
+
+
+def _load_one(path: Path, settings: ModelSettings, compat: dict, objective_class, rt: Runtime):
     state = load_checkpoint(path)
     check_compatible(state, path, settings.model, compat)
     try:

@@ -79,14 +79,18 @@ def plot_roc_pair(curves, path: Path, title: str, xlabel: str, ylabel: str) -> N
     save_figure(fig, path)
 
 
-def load_histories(checkpoint_dir: Path, names) -> dict:
-    """``{name: (history, metric name, best epoch)}`` from each model's last checkpoint, where there is one."""
+def load_histories(run, names) -> dict:
+    """``{name: (history, metric name, best epoch)}`` from each model's last checkpoint, where there is one; for
+    fold models (``run.members``) one entry per fold, ``"<name> fold<k>"``."""
     out = {}
     for name in names:
-        path = Path(checkpoint_dir) / f"{name}_last.pt"
-        if path.exists():
-            state = load_checkpoint(path)
-            out[name] = (state["history"], state.get("metric_name", "metric"), state.get("best_epoch", -1))
+        members = run.members(name)
+        for k, best in enumerate(members):
+            path = best.with_name(f"{name}_last.pt")
+            if path.exists():
+                state = load_checkpoint(path)
+                out[name if len(members) == 1 else f"{name} fold{k}"] = (
+                    state["history"], state.get("metric_name", "metric"), state.get("best_epoch", -1))
     return out
 
 

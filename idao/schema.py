@@ -44,7 +44,8 @@ COUNT = Range(1)
 NON_NEGATIVE = Range(0)
 MODEL_RULES = {"epochs": COUNT, "batch_size": COUNT, "lr": Range(0, open_low=True), "weight_decay": NON_NEGATIVE,
                "warmup_epochs": NON_NEGATIVE, "patience": NON_NEGATIVE, "drop_rate": Range(0, 1, open_high=True)}
-TRAIN_RULES = {"train.seed": NON_NEGATIVE, "train.threads": NON_NEGATIVE, "train.loader_workers": NON_NEGATIVE}
+TRAIN_RULES = {"train.seed": NON_NEGATIVE, "train.threads": NON_NEGATIVE, "train.loader_workers": NON_NEGATIVE,
+               "train.folds": Range(1, 20)}
 
 
 def check_rules(cfg, rules: dict, model_sections=()) -> None:
@@ -53,6 +54,10 @@ def check_rules(cfg, rules: dict, model_sections=()) -> None:
     for key, rule in all_rules.items():
         section, _, name = key.rpartition(".")
         rule.check(key, getattr(cfg.section(section), name))
+    fold = str(cfg.train.fold).strip()
+    if fold != "all" and not (fold.isdigit() and int(fold) < cfg.train.folds):
+        raise ConfigError(f"train.fold = {fold!r}: expected all or a fold number below train.folds "
+                          f"({cfg.train.folds})")
     device = str(cfg.train.device)
     if device not in ("auto", "cpu") and not (device == "cuda" or device.startswith("cuda:")):
         raise ConfigError(f"train.device = {device!r}: expected auto, cpu, cuda or cuda:N")

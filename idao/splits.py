@@ -1,5 +1,5 @@
-"""Validation splits that hold out the same fraction of every class, rare classes included, and never put a
-copy of an event on both sides."""
+"""Validation splits and k folds that hold out the same share of every class, rare classes included, and never put
+a copy of an event on both sides."""
 from __future__ import annotations
 
 import hashlib
@@ -48,12 +48,42 @@ def stratified_split(classes: np.ndarray, fraction: float, seed: int,
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
 
 
-def split_keeping_copies(classes: np.ndarray, fraction: float, seed: int, groups: np.ndarray, source,
-                         noun: str, verbose: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``stratified_split`` with copies (``groups``) kept together, saying how many of the ``noun``s of
-    ``source`` repeat another (the user should know their data holds copies)."""
-    repeated = len(groups) - len(np.unique(groups))
-    if repeated and verbose:
-        print(f"{source}: {repeated} of {len(groups)} {noun}s repeat another's; each one's copies stay together on "
-              "one side of the validation split")
-    return stratified_split(classes, fraction, seed, groups)
+def fold_numbers(classes: np.ndarray, folds: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """A fold (0 .. ``folds`` - 1) per item: each class dealt over the folds in a seeded order, every new group
+    (the copies of one event) to the fold holding the fewest of that class so far, so folds are stratified and a
+    group never spans two."""
+    rng = np.random.default_rng([seed, 0xF01D])
+    groups = np.arange(len(classes)) if groups is None else np.asarray(groups)
+    fold_of_group, out = {}, np.zeros(len(classes), dtype=int)
+    for cls in sorted(set(classes)):
+        counts = np.zeros(folds, dtype=int)
+        for i in rng.permutation(np.flatnonzero(classes == cls)):
+            if groups[i] not in fold_of_group:
+                fold_of_group[groups[i]] = int(np.argmin(counts))
+            out[i] = fold_of_group[groups[i]]
+            counts[out[i]] += 1
+    return out
+
+
+def validation_split(classes: np.ndarray, fraction: float, train_cfg, groups: np.ndarray | None = None,
+                     source=None, noun: str = "event", verbose: bool = True,
+                     seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val) of a task's training data as ``[train]`` asks: with ``train.folds`` = K > 1 and
+    ``train.fold`` = k (set by the core's fold loop), fold k is validated and the others trained on; otherwise
+    ``fraction`` of every class is held out (``stratified_split``). Copies (``groups``) stay together either way;
+    the user is told how many of the ``noun``s of ``source`` repeat another's (their data holds copies). ``seed`` replaces ``train.seed``."""
+    seed = train_cfg.seed if seed is None else seed
+    if groups is not None and verbose and source is not None and len(groups) > len(np.unique(groups)):
+        print(f"{source}: {len(groups) - len(np.unique(groups))} of {len(groups)} {noun}s repeat another's; each "
+              "one's copies stay together on one side of the validation split")
+    fold = fold_index(train_cfg)
+    if fold is None:
+        return stratified_split(classes, fraction, seed, groups)
+    numbers = fold_numbers(np.asarray(classes), train_cfg.folds, seed, groups)
+    return np.flatnonzero(numbers != fold), np.flatnonzero(numbers == fold)
+
+
+def fold_index(train_cfg) -> int | None:
+    """The fold a job trains or scores (``train.fold`` as a number), or None: a single split, or every fold."""
+    fold = str(train_cfg.fold).strip()
+    return int(fold) if train_cfg.folds > 1 and fold != "all" else None

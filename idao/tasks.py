@@ -135,6 +135,10 @@ class Task(Protocol):
     def evaluate(self, cfg, rt, folder: Path) -> Report:
         """Metrics of the validation split and every labelled test set, with the figures drawn into ``folder``."""
 
+    # Optional: ``validation_predictions(cfg, rt) -> DataFrame``: the trained models' predictions of their
+    # validation events, one row each (an id, the truth, the prediction), as the report scores them. With it the
+    # core trains in folds (``train.folds``) and writes the out-of-fold table; without it folds are refused.
+
 
 class Objective(Protocol):
     """What one model learns; a frozen dataclass, saved in the checkpoint and rebuilt from it for inference.
@@ -188,7 +192,7 @@ class TaskDefaults:
     def checkpoint(self, cfg) -> Path:
         from .engine import RunSettings
 
-        return RunSettings.from_config(cfg, self.name).path(self.models[0], "best")
+        return RunSettings.from_config(cfg, self.name).members(self.models[0])[0]
 
     def ensure_data(self, cfg) -> Path | None:
         return None

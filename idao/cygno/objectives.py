@@ -7,7 +7,6 @@ checkpoint, so inference rebuilds exactly the trained preprocessing.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,14 +131,14 @@ def compat_settings(cfg) -> dict:
 def load_models(cfg, rt, kinds=tuple(OBJECTIVES)) -> dict:
     """``{kind: (model, objective)}`` from the best checkpoints, ready for inference; the classifier averages
     its outputs over ``cygno.submission.tta`` symmetries of each image."""
-    from ..engine import ModelSettings, RunSettings, load_trained
+    from ..engine import ModelSettings, RunSettings, load_trained, with_fields
 
     run = RunSettings.from_config(cfg, "cygno")
     loaded = {}
     for kind in kinds:
-        model, objective = load_trained(run.path(kind, "best"), ModelSettings.from_section(cfg.section(f"cygno.{kind}"), f"cygno.{kind}"),
+        model, objective = load_trained(run.members(kind), ModelSettings.from_section(cfg.section(f"cygno.{kind}"), f"cygno.{kind}"),
                                         compat_settings(cfg), OBJECTIVES[kind], rt)
         if kind == "classifier":
-            objective = dataclasses.replace(objective, views=cfg.section("cygno.submission").tta)
+            objective = with_fields(objective, views=cfg.section("cygno.submission").tta)
         loaded[kind] = (model, objective)
     return loaded

@@ -32,12 +32,14 @@ POSTPROCESS_CHOICES = (("none", "none"), ("snap", "none"), ("split", "none"), ("
 def trained_models(cfg) -> tuple[str, ...]:
     """The models that have a best checkpoint (the regressor is trained only where asked for)."""
     run = RunSettings.from_config(cfg, NAME)
-    return tuple(kind for kind in OBJECTIVES if run.path(kind, "best").exists())
+    return tuple(kind for kind in OBJECTIVES if all(p.exists() for p in run.members(kind)))
 
 
-def validation_result(cfg, light_model, rt) -> SplitResult:
-    _, crops, _, val_idx = prepare(cfg, rt)
-    val = crops.subset(val_idx)
+def validation_result(cfg, light_model, rt, val=None) -> SplitResult:
+    """The validation crops (``val``, default: the split's) through the models and the configured decode."""
+    if val is None:
+        _, crops, _, val_idx = prepare(cfg, rt)
+        val = crops.subset(val_idx)
     pred = {"regressor": np.full(len(val), np.nan)}  # NaN: no regressor trained
     for kind, (model, objective) in load_models(cfg, rt, trained_models(cfg)).items():
         pred[kind] = objective.predict(predict_outputs(model, objective, val, rt))
@@ -49,6 +51,15 @@ def validation_result(cfg, light_model, rt) -> SplitResult:
                                light_model, sub.light_weight, spots[:, 1:] if sub.shape else None)
     return SplitResult(val.is_er, val.energy, score, pred["regressor"], final, spots[:, 0], pred["classifier"],
                        spots[:, 1:])
+
+
+def validation_predictions(cfg, rt) -> pd.DataFrame:
+    """One row per validation crop, as the report scores it: truth, the submitted score and keV, the classifier's."""
+    _, crops, _, val_idx = prepare(cfg, rt)
+    val = crops.subset(val_idx)
+    r = validation_result(cfg, load_light_model(cfg), rt, val)
+    return pd.DataFrame({"id": val.ids, "particle": val.particle, "true_energy": val.energy,
+                         COLUMNS[1]: r.score, COLUMNS[2]: r.final_energy, "classifier": r.raw_score})
 
 
 def submitted_table(cfg, root: Path) -> pd.DataFrame | None:
@@ -138,7 +149,7 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     sub = cfg.section("cygno.submission")
     pp_rows = postprocess_table(tests, light_model, sub.light_weight, sub.shape)
 
-    histories = load_histories(RunSettings.from_config(cfg, NAME).checkpoint_dir, OBJECTIVES)
+    histories = load_histories(RunSettings.from_config(cfg, NAME), OBJECTIVES)
     images = [folder / "roc_auc.png", folder / "confusion.png", folder / "learning_curves.png"]
     plot_roc(results, images[0])
     plot_confusion(results, images[1])

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import split_list
-from ..engine import RunSettings, predict_outputs
+from ..engine import RunSettings, predict_outputs, with_fields
 from ..errors import CheckpointError, DataError
 from ..tasks import Predictions
 from .data import CropSet, load_crops
@@ -90,7 +90,7 @@ def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
                 raise DataError(f"{s.path}: id {s.id!r} also found as {seen[s.id]}; ids must be unique")
             seen[s.id] = s.path
         refine = tta.views > 1 and cfg.section("cygno.submission").tta_fraction < 1
-        first = dataclasses.replace(tta, views=1) if refine else tta
+        first = with_fields(tta, views=1) if refine else tta
         logits = []  # with overlap: the first pass, run on each batch of crops while the workers decode the next
 
         def score(images):  # in-process: the decode workers are already running
@@ -109,7 +109,7 @@ def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
                              **{c: spots[:, j] for j, c in enumerate(SPOT_COLUMNS)}})
         if refine:  # the other views of the doubtful events, averaged with the identity's logit already in hand
             doubt = least_confident(part, cfg.section("cygno.submission"), light_model)
-            rest = predict_outputs(classifier, dataclasses.replace(tta, first_view=1), crops, rt, doubt)
+            rest = predict_outputs(classifier, with_fields(tta, first_view=1), crops, rt, doubt)
             part.loc[doubt, "score"] = tta.predict((logit[doubt] + (tta.views - 1) * rest) / tta.views)
         frames.append(part)
         decoded = set(crops.ids)

@@ -15,7 +15,7 @@ from .images import IMAGE_SIZE
 from .light import LIGHT_MODEL_FILE
 from .objectives import LOSSES, OBJECTIVES
 from .postprocess import BALANCES, MODES
-from .report import evaluate
+from .report import evaluate, validation_predictions
 from .submit import predict, submission_models
 from .train import NAME, ensure_dataset, train
 
@@ -37,7 +37,8 @@ def check_trained(cfg, kinds) -> None:
     """The best checkpoints of ``kinds`` and the light model train.py wrote beside them."""
     run = RunSettings.from_config(cfg, NAME)
     for kind in kinds:
-        check_checkpoint(run.path(kind, "best"))
+        for path in run.members(kind):
+            check_checkpoint(path)
     check_readable(run.checkpoint_dir / LIGHT_MODEL_FILE, "train.checkpoint_dir", "light model (run train.py first)")
 
 
@@ -92,6 +93,7 @@ class CygnoTask(TaskDefaults):
     ensure_data = staticmethod(lambda cfg: ensure_dataset(cfg.cygno, cfg.train.progress))
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
+    validation_predictions = staticmethod(validation_predictions)
 
     def train(self, cfg, only: str | None = None) -> list[dict]:
         """The models the configured submission runs (the regressor only for the modes that read its keV), or

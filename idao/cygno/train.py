@@ -7,7 +7,7 @@ from ..atomic import write_text
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit
 from ..runtime import training_runtime
-from ..splits import copy_groups, fingerprint, split_keeping_copies
+from ..splits import copy_groups, fingerprint, validation_split
 from .data import load_crops
 from .dataset import check_root, describe, train_samples
 from .light import LIGHT_MODEL_FILE, LightModel
@@ -34,8 +34,8 @@ def prepare(cfg, rt):
         root = ensure_dataset(cfg.cygno, rt.show_progress)
         crops = load_crops(train_samples(root), cfg.cygno, rt.show_progress)
     groups = copy_groups([fingerprint(image) for image in crops.images])
-    train_idx, val_idx = split_keeping_copies(crops.classes, cfg.cygno.val_fraction, cfg.train.seed, groups,
-                                              root / "train", "image crop", rt.dist.main)
+    train_idx, val_idx = validation_split(crops.classes, cfg.cygno.val_fraction, cfg.train, groups, root / "train",
+                                          "image crop", rt.dist.main)
     return root, crops, train_idx, val_idx
 
 
@@ -52,6 +52,9 @@ def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
             fitted = crops.subset(train_idx)
             light = LightModel.fit(fitted.spots()[:, 0], fitted.is_er, fitted.energy, fitted.images)
             light.save(run.checkpoint_dir / LIGHT_MODEL_FILE)
+            if run.fold is not None:  # the fold ensemble decodes with the light model of every training image
+                LightModel.fit(crops.spots()[:, 0], crops.is_er, crops.energy, crops.images).save(
+                    run.top_dir / LIGHT_MODEL_FILE)
             print("light model, median light per keV: " + "; ".join(
                 f"{p} " + ", ".join(f"{e:g}: {m:.0f}" for e, m in zip(t.kevs, t.medians)) + f", s0={t.s0:.0f} f={t.f:.3f}"
                 for p, t in (("ER", light.er), ("NR", light.nr))))

@@ -22,7 +22,7 @@ from ..models import build_model, check_model
 from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
-from ..splits import split_keeping_copies
+from ..splits import validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
@@ -122,8 +122,8 @@ def prepare(cfg, rt, simulate: bool = True) -> tuple[Events, np.ndarray, np.ndar
     if min(counts.values()) < 2:
         raise DataError(f"{cfg.damic.train}: every class of damic.classes needs training events, found "
                         + ", ".join(f"{c} {n}" for c, n in counts.items()))
-    train_idx, val_idx = split_keeping_copies(events.particle, cfg.damic.val_fraction, cfg.train.seed,
-                                              events.copies(), cfg.damic.train, "event frame", rt.dist.main)
+    train_idx, val_idx = validation_split(events.particle, cfg.damic.val_fraction, cfg.train, events.copies(),
+                                          cfg.damic.train, "event frame", rt.dist.main)
     return events, train_idx, val_idx
 
 
@@ -268,7 +268,7 @@ def train(cfg) -> list[dict]:
 def load_model(cfg, rt, run: RunSettings | None = None):
     """The best checkpoint and the objective (window, statistics) it was trained with."""
     run = run or RunSettings.from_config(cfg, NAME)
-    return load_trained(run.path(MODEL, "best"), ModelSettings.from_section(model_section(cfg), "damic.model"),
+    return load_trained(run.members(MODEL), ModelSettings.from_section(model_section(cfg), "damic.model"),
                         compat_settings(cfg), TrackObjective, rt)
 
 
@@ -317,6 +317,16 @@ def predict(cfg, rt) -> Predictions:
     counts = ", ".join(f"{c} {n}" for c, n in table["predicted"].value_counts().items())
     return Predictions(table, f"{len(table)} events (predicted {counts})", float_format="%.6g",
                        notes=[estimated] if estimated else [])
+
+
+def validation_predictions(cfg, rt) -> pd.DataFrame:
+    """The validation events as the report scores them: the prediction table (no test priors) and the truth."""
+    model, objective = load_model(cfg, rt)
+    events, _, val_idx = prepare(cfg, rt, simulate=False)
+    val = events.subset(val_idx)
+    table = predictions(model, objective, val, rt)[0]
+    table.insert(1, "particle", val.particle)
+    return table
 
 
 def track_result(objective: TrackObjective, events: Events, table: pd.DataFrame) -> TrackResult:
@@ -396,7 +406,7 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     plot_roc(results, images[2], log_fpr=True)
     plot_iou(results, images[3])
     plot_accuracy_vs(results, images[4])
-    plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[5])
+    plot_learning_curves(load_histories(run, [MODEL]), images[5])
     log_text = format_log(metrics, note)
     shown = next((n for n in metrics if n != "validation"), "validation")
     headline = (f"{shown}: accuracy {metrics[shown]['accuracy']:.4f} · balanced {metrics[shown]['balanced_accuracy']:.4f}"
@@ -456,6 +466,7 @@ class DamicTask(TaskDefaults):
     train = staticmethod(lambda cfg, only=None: train(cfg))  # one model: ``only`` can only name it
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
+    validation_predictions = staticmethod(validation_predictions)
 
 
 TASK = DamicTask()

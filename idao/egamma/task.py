@@ -25,7 +25,7 @@ from ..models import check_model
 from ..reporting import load_histories
 from ..runtime import make_runtime, training_runtime
 from ..schema import COUNT, FRACTION, NON_NEGATIVE, check_readable, check_rules, check_writable_dir
-from ..splits import stratified_split
+from ..splits import stratified_split, validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from .export import export
 from .io import ImageSet, expand, open_h5, read_images
@@ -68,10 +68,12 @@ def read(ecfg, text: str, labelled: bool) -> ImageSet:
     return read_images(text, labelled, ecfg.block_rows, ecfg.shuffle_blocks)
 
 
-def splits(data: ImageSet, ecfg, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, validation, test) indices: random, stratified by class, seeded; the same for every job."""
-    rest, test = stratified_split(data.label, ecfg.test_fraction, seed)
-    fit_idx, val_idx = stratified_split(data.label[rest], ecfg.val_fraction / (1 - ecfg.test_fraction), seed + 1)
+def splits(data: ImageSet, ecfg, train_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) indices: random, stratified by class, seeded; the same for every job. The test
+    part is held out first, so folds (``train.folds``) split only the rest."""
+    rest, test = stratified_split(data.label, ecfg.test_fraction, train_cfg.seed)
+    fit_idx, val_idx = validation_split(data.label[rest], ecfg.val_fraction / (1 - ecfg.test_fraction), train_cfg,
+                                        seed=train_cfg.seed + 1)
     return rest[fit_idx], rest[val_idx], test
 
 
@@ -84,7 +86,7 @@ def prepare(cfg, rt, simulate: bool = True):
     if min(counts) < 10:
         raise DataError(f"{cfg.egamma.train}: training needs both classes, found {counts[0]} electrons and "
                         f"{counts[1]} photons")
-    return data, splits(data, cfg.egamma, cfg.train.seed)
+    return data, splits(data, cfg.egamma, cfg.train)
 
 
 def is_simulated(data: ImageSet) -> bool:
@@ -116,7 +118,7 @@ def train(cfg) -> list[dict]:
 
 def load_model(cfg, rt, run: RunSettings | None = None):
     run = run or RunSettings.from_config(cfg, NAME)
-    return load_trained(run.path(MODEL, "best"), ModelSettings.from_section(model_section(cfg), "egamma.model"), {},
+    return load_trained(run.members(MODEL), ModelSettings.from_section(model_section(cfg), "egamma.model"), {},
                         EgammaObjective, rt)
 
 
@@ -135,6 +137,15 @@ def predict(cfg, rt) -> Predictions:
     p = objective.predict(predict_outputs(model, objective, data, rt))
     return Predictions(pd.DataFrame({"id": data.ids, "p_electron": p}),
                        f"{len(p)} images, {np.mean(p > 0.5):.1%} called electrons", float_format="%.6g")
+
+
+def validation_predictions(cfg, rt) -> pd.DataFrame:
+    """The validation images: id, truth (1: electron) and the electron probability, as the report scores them."""
+    model, objective = load_model(cfg, rt)
+    data, (_, val_idx, _) = prepare(cfg, rt, simulate=False)
+    val = data.subset(val_idx)
+    return pd.DataFrame({"id": val.ids, "electron": val.label.astype(int),
+                         "p_electron": objective.predict(predict_outputs(model, objective, val, rt))})
 
 
 def bootstrap_auc(y: np.ndarray, p: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
@@ -182,7 +193,7 @@ def evaluate(cfg, rt, folder: Path) -> Report:
         results["test"] = test
     resamples = output_section(cfg).bootstrap
     metrics = {name: summarize(y, p, resamples) for name, (y, p) in results.items()}
-    history, _, best_epoch = load_histories(run.checkpoint_dir, [MODEL])[MODEL]
+    history, _, best_epoch = next(iter(load_histories(run, [MODEL]).values()))  # fold 0 of folds
     kept = history[best_epoch]
     metrics["training"] = dict(best_epoch=best_epoch + 1, epochs=len(history), model=model_section(cfg).model,
                                train_accuracy=kept.get("train_accuracy"), val_accuracy=kept.get("val_accuracy"),
@@ -258,6 +269,7 @@ class EgammaTask(TaskDefaults):
     train = staticmethod(lambda cfg, only=None: train(cfg))  # one model: ``only`` can only name it
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
+    validation_predictions = staticmethod(validation_predictions)
 
 
 TASK = EgammaTask()

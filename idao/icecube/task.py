@@ -28,7 +28,7 @@ from ..models import build_model, check_model
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
 from ..schema import COUNT, FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
-from ..splits import stratified_split
+from ..splits import validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .io import PulseSet, angles_of, angular_error, direction_of, read_split, with_test_truth
@@ -82,7 +82,7 @@ def prepare(cfg, rt, simulate: bool = True) -> tuple[PulseSet, np.ndarray, np.nd
     icfg = cfg.icecube
     data = read_split(icfg.root, "train", True, cache_files=icfg.cache_files, max_files=icfg.max_files)
     data.world = rt.dist.world  # each process reads its own share of the files (PulseSet.epoch_order)
-    train_idx, val_idx = stratified_split(np.zeros(len(data), int), icfg.val_fraction, cfg.train.seed)
+    train_idx, val_idx = validation_split(np.zeros(len(data), int), icfg.val_fraction, cfg.train)
     return data, train_idx, val_idx
 
 
@@ -151,15 +151,17 @@ def train(cfg, only: str | None = None) -> list[dict]:
 
 def load_model(cfg, rt, run: RunSettings | None = None):
     run = run or RunSettings.from_config(cfg, NAME)
-    return load_trained(run.path(MODEL, "best"), ModelSettings.from_section(model_section(cfg), "icecube.model"),
+    return load_trained(run.members(MODEL), ModelSettings.from_section(model_section(cfg), "icecube.model"),
                         {"icecube": {k: getattr(cfg.icecube, k) for k in COMPAT_KEYS}}, DirectionObjective, rt)
 
 
 def load_classifier(cfg, rt, run: RunSettings | None = None):
     """(model, objective) of the event classifier, or None where none was trained (real data, classify=false)."""
     run = run or RunSettings.from_config(cfg, NAME)
-    path = run.path(CLASSIFIER, "best")
-    return load_trained(path, classifier_settings(cfg), {}, EventClassObjective, rt) if path.exists() else None
+    paths = run.members(CLASSIFIER)
+    if not all(p.exists() for p in paths):
+        return None
+    return load_trained(paths, classifier_settings(cfg), {}, EventClassObjective, rt)
 
 
 def class_probabilities(classifier, data: PulseSet, rt) -> np.ndarray | None:
@@ -223,6 +225,20 @@ def predict(cfg, rt) -> Predictions:
     method = icfg.method if icfg.method != "routed" or probs is not None else "routed: no classifier, the network"
     return Predictions(table, f"{len(table)} events ({method}); {classes} in .events.csv", float_format="%.6f",
                        companions={".events.csv": events})
+
+
+def validation_predictions(cfg, rt) -> pd.DataFrame:
+    """The validation events as submitted (``icecube.method``): direction, true direction, angular error, and
+    the classes (``events_table``)."""
+    data, _, val_idx = prepare(cfg, rt, simulate=False)
+    val = data.subset(val_idx)
+    probs = class_probabilities(load_classifier(cfg, rt), val, rt)
+    direction = directions(cfg, val, rt, probs)
+    (azimuth, zenith), (true_azimuth, true_zenith) = angles_of(direction), angles_of(val.direction)
+    table = pd.DataFrame({"event_id": val.event_id, "azimuth": azimuth, "zenith": zenith, "true_azimuth": true_azimuth,
+                          "true_zenith": true_zenith, "angular_error": angular_error(direction, val.direction),
+                          **val.extra})  # the simulated truth (event_type...), where known
+    return table.merge(events_table(val, direction, probs, cfg.icecube.veto_border), on="event_id")
 
 
 def mean_error(err: np.ndarray, where: np.ndarray) -> dict:
@@ -293,7 +309,7 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     plot_error_vs(events, err, err_line, n_pulses, images[1], shown)
     plot_classes(metrics[shown], images[2], shown)
     plot_event(events, int(np.argmax(n_pulses)), pred, images[3])
-    plot_learning_curves(load_histories(run.checkpoint_dir, [MODEL]), images[4])
+    plot_learning_curves(load_histories(run, [MODEL]), images[4])
     m = metrics[shown]
     headline = (f"{shown} ({cfg.icecube.method}): mean angular error {m['mean_angular_error']:.4f} rad (line fit {m['linefit_mean_angular_error']:.4f}, "
                 f"2 dots {m['twodots_mean_angular_error']:.4f}; ratio to the line fit {m['ratio_to_linefit']:.2f}) · "
@@ -364,6 +380,7 @@ class IceCubeTask(TaskDefaults):
     train = staticmethod(train)
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
+    validation_predictions = staticmethod(validation_predictions)
 
 
 TASK = IceCubeTask()

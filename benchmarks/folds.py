@@ -1,0 +1,130 @@
+"""One model against a K-fold ensemble (``train.folds``), on held-out test data no choice was made on.
+
+For each seed the task's three jobs run twice in a fresh folder, as a user would run them: ``train.folds = 1``
+and ``train.folds = K`` (plus any overrides given, e.g. a pseudo-labelling round). The test figures come from
+each run's report (the labelled test data: CYGNO's simulated public and private splits, DAMIC's labelled test
+file, e/gamma's held-out test part, IceCube's simulated test truth)::
+
+    python benchmarks/folds.py --task icecube --seeds 0,1 --folds 5 --out docs/benchmarks/folds_icecube.md
+    python benchmarks/folds.py --task damic --packed ../shared/data/damic-tfm/eVSmu_tr1.npz --holdout 0.2 \\
+        damic.classes=electron,muon damic.packed_labels=electron,muon
+
+``--packed FILE --holdout F`` (DAMIC): a fixed, stratified fraction F of a labelled packed file (copies of a
+frame kept together, its own seed) is written as the test file, the rest as the training file.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from idao.jobs import run_job
+from idao.splits import copy_groups, fingerprint, stratified_split
+
+from common import publish  # benchmarks/common.py
+
+HOLDOUT_SEED = 20261204  # the held-out part's own seed: the same events for every train.seed
+
+
+def headline(task: str, metrics: dict) -> dict:
+    """The test figures a user of ``task`` reads first, from its report's metrics."""
+    if task == "cygno":
+        m = metrics["metrics"]
+        return {"public": m["public_test"]["score"], "private": m["private_test"]["score"],
+                "private AUC": m["private_test"]["auc"], "private MAE keV": m["private_test"]["mae"]}
+    if task == "damic":
+        test = [v for k, v in metrics["metrics"].items() if k != "validation"][0]
+        return {"accuracy": test["accuracy"], "balanced accuracy": test["balanced_accuracy"], "AUC": test["auc"]}
+    if task == "egamma":
+        return {"AUC": metrics["test"]["auc"], "accuracy": metrics["test"]["accuracy"]}
+    return {"mean angular error": metrics["test"]["mean_angular_error"],
+            **{f"{k} error": v["mean_angular_error"] for k, v in metrics["test"].get("by_event_type", {}).items()}}
+
+
+def split_packed(path: Path, fraction: float, work: Path) -> tuple[Path, Path]:
+    """(training file, test file): a stratified ``fraction`` of a packed .npz held out, copies kept together."""
+    with np.load(path) as z:
+        data, labels = z["data"], z["labels"]
+    groups = copy_groups([fingerprint(frame) for frame in data])
+    rest, test = stratified_split(labels, fraction, HOLDOUT_SEED, groups)
+    out = []
+    for name, idx in (("train", rest), ("test", test)):
+        np.savez_compressed(work / f"{name}_{path.name}", data=data[idx], labels=labels[idx])
+        out.append(work / f"{name}_{path.name}")
+    return out[0], out[1]
+
+
+def one_run(task: str, folds: int, seed: int, work: Path, data: list[str], overrides: list[str]) -> dict:
+    """train, generate and report in ``work``; the test figures and the seconds of training and submission."""
+    out = {"cygno": "cygno.output", "damic": "damic.output", "egamma": "egamma.output", "icecube": "icecube.output"}[task]
+    keys = {"cygno": ("submission", "results_dir"), "damic": ("predictions", "results_dir"),
+            "egamma": ("predictions", "results_dir"), "icecube": ("submission", "results_dir")}[task]
+    args = [f"task.name={task}", f"train.seed={seed}", f"train.folds={folds}", f"train.checkpoint_dir={work / 'ck'}",
+            f"{out}.{keys[0]}={work / 'predictions.csv'}", f"{out}.{keys[1]}={work / 'report'}",
+            "train.progress=false", *data, *overrides]
+    if task == "egamma":
+        args.append(f"egamma.output.export={work / 'model.safetensors'}")
+    t0 = time.time()
+    run_job("train", args)
+    t1 = time.time()
+    run_job("generate", args)
+    t2 = time.time()
+    metrics = run_job("report", args)
+    return dict(headline(task, metrics), train_s=t1 - t0, submit_s=t2 - t1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", required=True, choices=("cygno", "damic", "egamma", "icecube"))
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--packed", help="DAMIC: a labelled packed .npz to split into training and test files")
+    parser.add_argument("--holdout", type=float, default=0.2)
+    parser.add_argument("--data", default="", help="where the task's simulated data is made and kept (default: "
+                        "a temporary folder, one dataset for every run)")
+    parser.add_argument("--out")
+    parser.add_argument("overrides", nargs="*")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="folds-"))
+    shared = Path(args.data or work / "data")
+    data = {"cygno": [f"cygno.root={shared / 'cygno'}", f"cygno.cache_dir={shared / 'cygno_cache'}"],
+            "damic": [f"damic.train={shared / 'damic' / 'train'}", f"damic.test={shared / 'damic' / 'test'}"],
+            "egamma": [f"egamma.train={shared / 'egamma'}"],
+            "icecube": [f"icecube.root={shared / 'icecube'}"]}[args.task]
+    source = "the task's simulator, default settings"
+    if args.packed:
+        shared.mkdir(parents=True, exist_ok=True)
+        train, test = split_packed(Path(args.packed), args.holdout, shared)
+        data = [f"damic.train={train}", f"damic.test={test}", "damic.simulate_events=0"]
+        source = f"`{args.packed}`, {args.holdout:.0%} held out as the test file (seed {HOLDOUT_SEED})"
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for folds in (1, args.folds):
+            row = one_run(args.task, folds, seed, work / f"seed{seed}_folds{folds}", data, args.overrides)
+            rows.append(dict(seed=seed, folds=folds, **row))
+            print(rows[-1], flush=True)
+    names = [k for k in rows[0] if k not in ("seed", "folds", "train_s", "submit_s")]
+    lines = [f"Command: `python benchmarks/folds.py --task {args.task} --seeds {args.seeds} --folds {args.folds}"
+             + (f" --packed {args.packed} --holdout {args.holdout}" if args.packed else "")
+             + (" " + " ".join(args.overrides) if args.overrides else "") + "`; 2 CPU cores.", "",
+             f"Data: {source}. Test figures from each run's report, on test data no setting was chosen on.", "",
+             "| seed | train.folds | " + " | ".join(names) + " | train s | submission s |",
+             "|---:|---:|" + "---:|" * (len(names) + 2)]
+    lines += [f"| {r['seed']} | {r['folds']} | " + " | ".join(f"{r[n]:.4f}" for n in names)
+              + f" | {r['train_s']:.0f} | {r['submit_s']:.1f} |" for r in rows]
+    lines += [""]
+    for folds in (1, args.folds):
+        part = [r for r in rows if r["folds"] == folds]
+        worst = {n: (max if "error" in n or "MAE" in n else min)(r[n] for r in part) for n in names}  # lower is better
+        lines.append(f"- train.folds = {folds}: worst over seeds " + ", ".join(f"{n} {v:.4f}" for n, v in worst.items())
+                     + f"; spread of {names[0]} {max(r[names[0]] for r in part) - min(r[names[0]] for r in part):.4f}; "
+                     f"training {np.mean([r['train_s'] for r in part]):.0f} s, submission "
+                     f"{np.mean([r['submit_s'] for r in part]):.1f} s on average")
+    publish(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()

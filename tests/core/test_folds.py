@@ -1,0 +1,115 @@
+"""k-fold training (train.folds): folds that are disjoint, stratified and keep copies together; the out-of-fold
+table covering every training event once; the fold ensemble averaging the members' raw outputs; a run killed in
+a fold resuming there. On tiny simulated DAMIC data (the core does the same for every task)."""
+from __future__ import annotations
+
+import json
+import signal
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import run
+from idao.config import load_config
+from idao.damic.simulate import simulate_dataset
+from idao.damic.task import load_model, prepare
+from idao.engine import RunSettings, predict_outputs
+from idao.runtime import make_runtime
+from idao.splits import fold_numbers, validation_split
+from test_toy_detector import TOY
+
+FOLDS = 3
+
+
+def test_folds_are_disjoint_stratified_and_keep_copies_together():
+    rng = np.random.default_rng(0)
+    classes = rng.choice(["a", "b", "c"], size=301, p=[0.6, 0.3, 0.1])
+    folds = fold_numbers(classes, FOLDS, seed=4)
+    assert set(folds) == set(range(FOLDS))
+    for c in "abc":  # every class dealt evenly: fold counts differ by at most one
+        counts = np.bincount(folds[classes == c], minlength=FOLDS)
+        assert counts.max() - counts.min() <= 1, (c, counts)
+    groups = rng.integers(0, 120, size=len(classes))  # copies of ~120 events
+    classes = np.array(["a", "b"])[groups % 2]  # a copy has its event's class
+    folds = fold_numbers(classes, FOLDS, seed=4, groups=groups)
+    assert all(len(set(folds[groups == g])) == 1 for g in np.unique(groups))
+    cfg = SimpleNamespace(seed=4, folds=FOLDS, fold="1")
+    train, val = validation_split(classes, 0.2, cfg, groups)
+    assert sorted([*train, *val]) == list(range(len(classes))) and not set(groups[train]) & set(groups[val])
+    np.testing.assert_array_equal(val, np.flatnonzero(folds == 1))
+
+
+@pytest.fixture(scope="module")
+def damic_folds(tmp_path_factory):
+    work = tmp_path_factory.mktemp("folds")
+    sim = simulate_dataset(work / "sim", events_per_class=12, seed=3)
+    args = ["task.name=damic", f"damic.train={sim / 'train'}", f"damic.test={sim / 'test'}",
+            "damic.model.model=track_hybrid", "damic.model.epochs=2", "damic.model.drop_rate=0.3",
+            f"train.folds={FOLDS}", "train.progress=false", "train.threads=1"]
+    ref = [*args, f"train.checkpoint_dir={work / 'ref'}"]
+    out = run("train.py", *ref).stdout
+    return work, sim, args, ref, out
+
+
+def test_oof_covers_every_training_event_once(damic_folds):
+    work, sim, _, ref, out = damic_folds
+    top = work / "ref" / "damic"
+    oof = pd.read_csv(top / "oof.csv", dtype={"id": str})
+    train_ids = sorted(p.stem for p in (sim / "train").glob("*.npz"))
+    assert sorted(oof["id"]) == train_ids  # each once
+    cv = json.loads((top / "cv.json").read_text())["models"]["track"]
+    for k in range(FOLDS):  # each fold's rows are the events its models validated on; its figure is theirs
+        best = torch.load(top / f"fold{k}" / "track_best.pt", weights_only=True)["best"]
+        assert cv["per_fold"][k] == pytest.approx(best)
+        assert sorted(oof.loc[oof["fold"] == k, "id"]) == sorted(
+            pd.read_csv(top / f"fold{k}" / "oof.csv", dtype={"id": str})["id"])
+    assert "cross-validated (3 folds): track validation log-loss" in out
+    cfg = load_config(None, [*ref, "train.fold=1"], echo=False)
+    events, train_idx, val_idx = prepare(cfg, make_runtime(cfg.train), simulate=False)
+    assert sorted(events.subset(val_idx).ids) == sorted(oof.loc[oof["fold"] == 1, "id"])
+
+
+def test_the_fold_ensemble_averages_the_members_raw_outputs(damic_folds):
+    work, sim, _, ref, _ = damic_folds
+    cfg = load_config(None, ref, echo=False)
+    rt = make_runtime(cfg.train)
+    events = prepare(cfg, rt, simulate=False)[0]
+    ensemble, objective = load_model(cfg, rt)
+    members = [load_model(load_config(None, [*ref, f"train.fold={k}"], echo=False), rt) for k in range(FOLDS)]
+    assert len({m[1].mean for m in members}) == FOLDS  # each fold standardised by its own training events
+    expected = np.mean([predict_outputs(m, o, events, rt) for m, o in members], axis=0)
+    np.testing.assert_allclose(predict_outputs(ensemble, objective, events, rt), expected, atol=1e-5)
+    assert RunSettings.from_config(cfg, "damic").members("track")[2].parent.name == "fold2"
+    pred = run("generate_submission.py", *ref, f"damic.output.predictions={work / 'pred.csv'}").stdout
+    assert len(pd.read_csv(work / "pred.csv")) == len(list((sim / "test").glob("*.npz"))), pred
+
+
+def test_a_run_killed_in_a_fold_resumes_in_that_fold(damic_folds):
+    work, _, args, _, _ = damic_folds
+    killed = [*args, f"train.checkpoint_dir={work / 'killed'}"]
+    proc = run("train.py", *killed, env={"IDAO_FAULT_KILL_AT": "fold1/track:2"}, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    assert (work / "killed" / "damic" / "fold0" / "done.json").is_file()
+    assert not (work / "killed" / "damic" / "fold1" / "done.json").exists()
+    out = run("train.py", *killed, "train.resume=true").stdout
+    assert "fold0 (1 of 3): finished before" in out and "track: resuming from" in out
+    for k in range(FOLDS):
+        a, b = (torch.load(work / d / "damic" / f"fold{k}" / "track_last.pt", weights_only=True)["model"]
+                for d in ("ref", "killed"))
+        assert all(torch.equal(a[n], b[n]) for n in a), k
+    pd.testing.assert_frame_equal(pd.read_csv(work / "ref" / "damic" / "oof.csv"),
+                                  pd.read_csv(work / "killed" / "damic" / "oof.csv"))
+
+
+def test_fold_mistakes_are_one_error_line(damic_folds, tmp_path):
+    work, _, _, ref, _ = damic_folds
+    no_folds = [a for a in ref if not a.startswith("train.folds")]
+    proc = run("generate_submission.py", *no_folds, f"damic.output.predictions={tmp_path / 'p.csv'}", check=False)
+    assert proc.returncode == 2 and "trained in folds; set train.folds = 3" in proc.stderr
+    proc = run("train.py", *ref, "train.fold=3", check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: train.fold = '3'")
+    proc = run("train.py", "task.name=toy", "train.folds=2", env=TOY, check=False)  # a task without the hook
+    assert proc.returncode == 2 and "task toy has no out-of-fold predictions" in proc.stderr
