@@ -1,11 +1,11 @@
 """One model against a K-fold ensemble (``train.folds``), on held-out test data no choice was made on.
 
-For each seed the task's three jobs run twice in a fresh folder, as a user would run them: ``train.folds = 1``
-and ``train.folds = K`` (plus any overrides given, e.g. a pseudo-labelling round). The test figures come from
+For each seed the task's three jobs run in a fresh folder for each ``train.folds`` value of ``--compare``, as a
+user would run them (plus any overrides given, e.g. a pseudo-labelling round). The test figures come from
 each run's report (the labelled test data: CYGNO's simulated public and private splits, DAMIC's labelled test
 file, e/gamma's held-out test part, IceCube's simulated test truth)::
 
-    python benchmarks/folds.py --task icecube --seeds 0,1 --folds 5 --out docs/benchmarks/folds_icecube.md
+    python benchmarks/folds.py --task icecube --seeds 0,1 --compare 1,5 --out docs/benchmarks/folds_icecube.md
     python benchmarks/folds.py --task damic --packed ../shared/data/damic-tfm/eVSmu_tr1.npz --holdout 0.2 \\
         damic.classes=electron,muon damic.packed_labels=electron,muon
 
@@ -80,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, choices=("cygno", "damic", "egamma", "icecube"))
     parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--compare", default="1,5", help="the train.folds values run for each seed")
     parser.add_argument("--packed", help="DAMIC: a labelled packed .npz to split into training and test files")
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--data", default="", help="where the task's simulated data is made and kept (default: "
@@ -100,14 +100,14 @@ def main() -> None:
         train, test = split_packed(Path(args.packed), args.holdout, shared)
         data = [f"damic.train={train}", f"damic.test={test}", "damic.simulate_events=0"]
         source = f"`{args.packed}`, {args.holdout:.0%} held out as the test file (seed {HOLDOUT_SEED})"
-    rows = []
+    compare, rows = [int(k) for k in args.compare.split(",")], []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        for folds in (1, args.folds):
+        for folds in compare:
             row = one_run(args.task, folds, seed, work / f"seed{seed}_folds{folds}", data, args.overrides)
             rows.append(dict(seed=seed, folds=folds, **row))
             print(rows[-1], flush=True)
     names = [k for k in rows[0] if k not in ("seed", "folds", "train_s", "submit_s")]
-    lines = [f"Command: `python benchmarks/folds.py --task {args.task} --seeds {args.seeds} --folds {args.folds}"
+    lines = [f"Command: `python benchmarks/folds.py --task {args.task} --seeds {args.seeds} --compare {args.compare}"
              + (f" --packed {args.packed} --holdout {args.holdout}" if args.packed else "")
              + (" " + " ".join(args.overrides) if args.overrides else "") + "`; 2 CPU cores.", "",
              f"Data: {source}. Test figures from each run's report, on test data no setting was chosen on.", "",
@@ -116,7 +116,7 @@ def main() -> None:
     lines += [f"| {r['seed']} | {r['folds']} | " + " | ".join(f"{r[n]:.4f}" for n in names)
               + f" | {r['train_s']:.0f} | {r['submit_s']:.1f} |" for r in rows]
     lines += [""]
-    for folds in (1, args.folds):
+    for folds in compare:
         part = [r for r in rows if r["folds"] == folds]
         worst = {n: (max if "error" in n or "MAE" in n else min)(r[n] for r in part) for n in names}  # lower is better
         lines.append(f"- train.folds = {folds}: worst over seeds " + ", ".join(f"{n} {v:.4f}" for n, v in worst.items())

@@ -28,14 +28,18 @@ from .splits import fold_index
 from .tasks import Predictions, Report, Task
 
 
+RECORDED = ("train.pseudo_label", "train.pseudo_labelled")  # taken from every task's checkpoint: how it was trained
+
+
 def adopt_training(task: Task, cfg):
     """A copy of ``cfg`` holding the settings the task's checkpoint was trained with (``task.remembered``), where
     the user did not set them; printed. With no checkpoint yet, ``cfg`` as it is (``check_<job>`` says it is
     missing)."""
     path = task.checkpoint(cfg)
-    if not task.remembered or not Path(path).is_file():
+    if not Path(path).is_file():
         return cfg
-    cfg, taken = cfg.adopting(load_checkpoint(path)["config"], task.remembered, task.must_match, where=str(path))
+    cfg, taken = cfg.adopting(load_checkpoint(path)["config"], (*task.remembered, *RECORDED), task.must_match,
+                              where=str(path))
     if taken:
         print("from the checkpoint: " + ", ".join(taken))
     return cfg
@@ -71,6 +75,14 @@ def check_folds(task: Task, cfg, job: str) -> None:
     if job != "train" and cfg.train.folds == 1 and not first.exists() and in_folds:
         raise ConfigError(f"{first}: not found, but {in_folds[0]} is: the models were trained in folds; set "
                           f"train.folds = {len(in_folds)} to predict with all of them (or train.fold = k for one)")
+    if cfg.train.pseudo_label > 0 and not hasattr(task, "pseudo_labels"):
+        raise ConfigError(f"train.pseudo_label = {cfg.train.pseudo_label}: task {task.name} does not pseudo-label "
+                          "(pseudo_labels); set it to 0")
+    if job == "train" and cfg.train.pseudo_label > 0 and fold_index(cfg.train) is not None:
+        raise ConfigError(f"train.pseudo_label with train.fold = {cfg.train.fold}: pseudo-labels come from every "
+                          "fold's models; train.fold = all")
+    if job == "train" and cfg.train.pseudo_label > 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("train.pseudo_label: run the pseudo-labelling rounds in one process (not under torchrun)")
     if job != "train" and cfg.train.folds > 1:
         for k, path in enumerate(run.members(task.models[0])):
             if not path.is_file():
@@ -84,8 +96,36 @@ def run(task: Task, cfg, job: str, only: str | None = None):
         raise ConfigError(f"--only {only}: task {task.name} trains {', '.join(task.models)}")
     cfg = prepare(task, cfg, job)
     if job == "train":
-        return cross_validate(task, cfg, only) if cfg.train.folds > 1 else task.train(cfg, only)
+        return pseudo_label(task, cfg, only) if cfg.train.pseudo_label > 0 else train_round(task, cfg, only)
     return generate(task, cfg) if job == "generate" else report(task, cfg)
+
+
+def train_round(task: Task, cfg, only: str | None = None) -> list[dict]:
+    """The task's models, once, or once per fold."""
+    return cross_validate(task, cfg, only) if cfg.train.folds > 1 else task.train(cfg, only)
+
+
+def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
+    """``train.pseudo_label`` = t: round 1 (without pseudo-labels, into ``<checkpoint_dir>/round1/``); its
+    predictions of the test data, as generate_submission.py makes them; the test events it calls with confidence
+    >= t, as the task picks them (``task.pseudo_labels``), written to ``<task>/pseudo_labels.csv``; then round 2,
+    from scratch, in the usual place, the task adding those events to its training events. With
+    ``train.resume`` and the labels written, round 1 is not run again."""
+    top = RunSettings.from_config(cfg, task.name).top_dir
+    labels_path = top / "pseudo_labels.csv"
+    if not (cfg.train.resume and labels_path.is_file()):
+        first = cfg.with_values({"train.pseudo_label": 0.0, "train.pseudo_labelled": 0,
+                                 "train.checkpoint_dir": str(Path(cfg.train.checkpoint_dir) / "round1")})
+        print(f"pseudo-labelling, round 1 (no pseudo-labels): {first.train.checkpoint_dir}")
+        train_round(task, first, only)
+        predicted = task.predict(first, make_runtime(cfg.train))
+        chosen = task.pseudo_labels(first, predicted, cfg.train.pseudo_label)
+        write_csv(chosen, labels_path, float_format="%.7g")
+        print(f"pseudo-labels: {len(chosen)} of {len(predicted.table)} test events called with confidence >= "
+              f"{cfg.train.pseudo_label} ({labels_path})")
+    n = len(pd.read_csv(labels_path))
+    print(f"pseudo-labelling, round 2: training again with the {n} pseudo-labelled test events")
+    return train_round(task, cfg.with_values({"train.pseudo_labelled": n}), only)
 
 
 def cross_validate(task: Task, cfg, only: str | None = None) -> list[dict]:

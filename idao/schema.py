@@ -45,7 +45,7 @@ NON_NEGATIVE = Range(0)
 MODEL_RULES = {"epochs": COUNT, "batch_size": COUNT, "lr": Range(0, open_low=True), "weight_decay": NON_NEGATIVE,
                "warmup_epochs": NON_NEGATIVE, "patience": NON_NEGATIVE, "drop_rate": Range(0, 1, open_high=True)}
 TRAIN_RULES = {"train.seed": NON_NEGATIVE, "train.threads": NON_NEGATIVE, "train.loader_workers": NON_NEGATIVE,
-               "train.folds": Range(1, 20)}
+               "train.folds": Range(1, 20), "train.pseudo_label": Range(0, 1, open_high=True)}
 
 
 def check_rules(cfg, rules: dict, model_sections=()) -> None:
@@ -58,6 +58,9 @@ def check_rules(cfg, rules: dict, model_sections=()) -> None:
     if fold != "all" and not (fold.isdigit() and int(fold) < cfg.train.folds):
         raise ConfigError(f"train.fold = {fold!r}: expected all or a fold number below train.folds "
                           f"({cfg.train.folds})")
+    if 0 < cfg.train.pseudo_label < 0.5:
+        raise ConfigError(f"train.pseudo_label = {cfg.train.pseudo_label}: expected 0 (off) or a confidence from 0.5 "
+                          "up to 1 (exclusive)")
     device = str(cfg.train.device)
     if device not in ("auto", "cpu") and not (device == "cuda" or device.startswith("cuda:")):
         raise ConfigError(f"train.device = {device!r}: expected auto, cpu, cuda or cuda:N")

@@ -67,3 +67,13 @@ def test_icecube_shift(tmp_path):
     run("train.py", "task.name=icecube", f"icecube.root={tmp_path / 'ice'}", "icecube.simulate_events=300",
         "icecube.model.epochs=1", f"train.checkpoint_dir={ck}", *FAST)
     bench("icecube_shift", "--checkpoint-dir", str(ck), "--events", "40", out=tmp_path / "shift.md")
+
+
+def test_folds_benchmark(tmp_path):
+    data = SHARED / "damic-tfm" / "eVSn_1.npz"
+    if not data.is_file():
+        pytest.skip(f"{data} not found (it lives in ../shared beside the repo)")
+    text = bench("folds", "--task", "damic", "--packed", str(data), "--seeds", "0", "--compare", "1,2",
+                 "damic.classes=electron,noise", "damic.packed_labels=noise,electron", "damic.model.model=track_trees",
+                 "damic.model.tree_rounds=5", *FAST, out=tmp_path / "folds.md")
+    assert "| 0 | 2 |" in text

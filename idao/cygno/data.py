@@ -47,6 +47,11 @@ class CropSet:
         """Bare crops (no ids or labels): what a model's inference needs."""
         return cls(images, [""] * len(images), np.full(len(images), ""), np.zeros(len(images), int))
 
+    @classmethod
+    def joined(cls, a: "CropSet", b: "CropSet") -> "CropSet":
+        return cls(np.concatenate([a.images, b.images]), [*a.ids, *b.ids], np.concatenate([a.particle, b.particle]),
+                   np.concatenate([a.energy, b.energy]))
+
     def subset(self, idx) -> "CropSet":
         idx = np.asarray(idx, dtype=int)
         return CropSet(self.images[idx], [self.ids[i] for i in idx], self.particle[idx], self.energy[idx])

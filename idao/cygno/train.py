@@ -3,15 +3,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..atomic import write_text
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit
 from ..runtime import training_runtime
 from ..splits import copy_groups, fingerprint, validation_split
-from .data import load_crops
+from .data import CropSet, load_crops
 from .dataset import check_root, describe, train_samples
 from .light import LIGHT_MODEL_FILE, LightModel
 from .objectives import OBJECTIVES, compat_settings, make_objective
+from .pseudo import pseudo_crops
 
 NAME = "cygno"
 
@@ -58,6 +61,13 @@ def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
             print("light model, median light per keV: " + "; ".join(
                 f"{p} " + ", ".join(f"{e:g}: {m:.0f}" for e, m in zip(t.kevs, t.medians)) + f", s0={t.s0:.0f} f={t.f:.3f}"
                 for p, t in (("ER", light.er), ("NR", light.nr))))
+        fitted = crops.subset(train_idx)
+        extra = pseudo_crops(cfg, rt.show_progress)
+        if extra is not None:  # the networks learn from them; the light model keeps to the true labels
+            fitted = CropSet.joined(fitted, extra)
+            if rt.dist.main:
+                print(f"with {len(extra)} pseudo-labelled test images: " + ", ".join(
+                    f"{c} {n}" for c, n in zip(*np.unique(extra.classes, return_counts=True))))
         return [fit(kind, ModelSettings.from_section(cfg.section(f"cygno.{kind}"), f"cygno.{kind}"), make_objective(kind, cfg),
-                    crops.subset(train_idx), crops.subset(val_idx), rt, run, compat_settings(cfg))
+                    fitted, crops.subset(val_idx), rt, run, compat_settings(cfg))
                 for kind in kinds]

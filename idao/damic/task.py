@@ -254,15 +254,39 @@ def fit_blend(cfg, settings: ModelSettings, objective: TrackObjective, train: Ev
     return dict(summary, epochs_run=network["epochs_run"])  # the blend's own history is one row
 
 
+def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame:
+    """``id, particle, confidence`` of the test events whose most likely class has a probability >= threshold."""
+    table = predicted.table
+    confidence = table[[c for c in table.columns if c.startswith("p_")]].to_numpy(float).max(1)
+    keep = confidence >= threshold
+    return pd.DataFrame({"id": table["id"][keep], "particle": table["predicted"][keep], "confidence": confidence[keep]})
+
+
+def pseudo_events(cfg) -> Events | None:
+    """The pseudo-labelled test events of round 1 (``damic.test``), labelled; None where pseudo-labelling is off."""
+    if cfg.train.pseudo_label <= 0:
+        return None
+    labels = pd.read_csv(RunSettings.from_config(cfg, NAME).top_dir / "pseudo_labels.csv", dtype={"id": str})
+    events = load_events(cfg.damic.test, cfg.damic, labelled=False)
+    where = {i: k for k, i in enumerate(events.ids)}
+    chosen = events.subset([where[i] for i in labels["id"]])
+    chosen.particle = labels["particle"].to_numpy(str)
+    return chosen
+
+
 def train(cfg) -> list[dict]:
     run = RunSettings.from_config(cfg, NAME)
     with training_runtime(cfg.train) as rt:
         events, train_idx, val_idx = prepare(cfg, rt)
+        fitted, extra = events.subset(train_idx), pseudo_events(cfg)
+        if extra is not None:
+            fitted = concat([fitted, extra]).select(model_classes(cfg.damic))[0]  # labels set on the whole
         if rt.dist.main:
             counts = ", ".join(f"{c} {n}" for c, n in zip(*np.unique(events.particle, return_counts=True)))
-            print(f"DAMIC events: {len(events)} ({counts}); training on {len(train_idx)}, validating on {len(val_idx)}")
+            print(f"DAMIC events: {len(events)} ({counts}); training on {len(train_idx)}, validating on {len(val_idx)}"
+                  + (f"; with {len(extra)} pseudo-labelled test events" if extra is not None else ""))
             write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
-        return [train_model(cfg, events.subset(train_idx), events.subset(val_idx), rt, run)]
+        return [train_model(cfg, fitted, events.subset(val_idx), rt, run)]
 
 
 def load_model(cfg, rt, run: RunSettings | None = None):
@@ -467,6 +491,7 @@ class DamicTask(TaskDefaults):
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
+    pseudo_labels = staticmethod(pseudo_labels)
 
 
 TASK = DamicTask()

@@ -1,0 +1,61 @@
+"""Pseudo-labelling (train.pseudo_label): round 1, the confident test events, round 2 trained with them, and the
+threshold and count recorded with the checkpoint and the predictions; CYGNO's choice keeps each split's balance."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from conftest import run
+from idao.cygno.postprocess import SPLIT_LEVELS
+from idao.cygno.pseudo import pseudo_labels
+from idao.damic.simulate import simulate_dataset
+from idao.tasks import Predictions
+
+
+def test_cygno_pseudo_labels_keep_each_light_pair_balanced():
+    rng = np.random.default_rng(0)
+    rows = []
+    for split, levels in SPLIT_LEVELS.items():
+        for particle in ("ER", "NR"):
+            for level in levels[particle]:
+                n = int(rng.integers(5, 40))
+                score = rng.uniform(0.9, 1.0, n) if particle == "ER" else rng.uniform(0.0, 0.1, n)
+                rows += [(f"{split}-{particle}{level}-{i}", split, s, level) for i, s in enumerate(score)]
+    rows += [("doubt", "private_test", 0.6, SPLIT_LEVELS["private_test"]["ER"][0])]  # not confident: never chosen
+    raw = pd.DataFrame(rows, columns=["id", "split", "c", "e"])
+    table = pd.DataFrame({"id": raw["id"], "classification_predictions": raw["c"], "regression_predictions": raw["e"]})
+    chosen = pseudo_labels(None, Predictions(table, "", companions={".raw.csv": raw[["id", "split"]]}), 0.8)
+    assert "doubt" not in set(chosen["id"]) and len(chosen) > 0
+    for split, levels in SPLIT_LEVELS.items():
+        for k, (er_level, nr_level) in enumerate(zip(levels["ER"], levels["NR"])):
+            part = chosen[chosen["split"] == split]
+            n_er = int(((part["particle"] == "ER") & (part["energy"] == er_level)).sum())
+            n_nr = int(((part["particle"] == "NR") & (part["energy"] == nr_level)).sum())
+            available = [int(((raw["split"] == split) & (raw["e"] == lv) & (raw["id"].str.contains(p))).sum())
+                         for p, lv in (("ER", er_level), ("NR", nr_level))]
+            assert n_er == n_nr == min(available), (split, k)
+
+
+def test_a_second_round_trains_with_the_confident_test_events(tmp_path):
+    sim = simulate_dataset(tmp_path / "sim", events_per_class=12, seed=5)
+    args = ["task.name=damic", f"damic.train={sim / 'train'}", f"damic.test={sim / 'test'}",
+            "damic.model.model=track_trees", "damic.model.tree_rounds=30", f"train.checkpoint_dir={tmp_path / 'ck'}",
+            f"damic.output.predictions={tmp_path / 'pred.csv'}", "train.progress=false", "train.threads=1"]
+    out = run("train.py", *args, "train.pseudo_label=0.7").stdout
+    labels = pd.read_csv(tmp_path / "ck" / "damic" / "pseudo_labels.csv", dtype={"id": str})
+    n = len(labels)
+    assert 0 < n <= len(list((sim / "test").glob("*.npz"))) and (labels["confidence"] >= 0.7).all()
+    assert (tmp_path / "ck" / "round1" / "damic" / "track_best.pt").is_file()  # round 1 kept apart
+    assert f"with {n} pseudo-labelled test events" in out
+    # round 1's own predictions of those events are the labels
+    round1 = run("generate_submission.py", *args, f"train.checkpoint_dir={tmp_path / 'ck' / 'round1'}",
+                 f"damic.output.predictions={tmp_path / 'round1.csv'}")
+    assert "from the checkpoint" not in round1.stdout  # round 1 was trained without pseudo-labels
+    pred = pd.read_csv(tmp_path / "round1.csv", dtype={"id": str}).set_index("id").loc[labels["id"]]
+    assert list(pred["predicted"]) == list(labels["particle"])
+    config = torch.load(tmp_path / "ck" / "damic" / "track_best.pt", weights_only=True)["config"]["train"]
+    assert config["pseudo_label"] == 0.7 and config["pseudo_labelled"] == n
+    run("generate_submission.py", *args)
+    saved = (tmp_path / "pred.config.ini").read_text()
+    assert "pseudo_label = 0.7" in saved and f"pseudo_labelled = {n}" in saved
