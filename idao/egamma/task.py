@@ -109,7 +109,9 @@ def train(cfg) -> list[dict]:
                   f"channel mean {np.round(mean, 4).tolist()} std {np.round(std, 4).tolist()} (training split)")
             write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
         result = fit(MODEL, settings, objective, data.subset(train_idx), data.subset(val_idx), rt, run, {})
-        if rt.dist.main:
+        if rt.dist.main and run.fold is not None:
+            print(f"fold {run.fold}: not exported (egamma.output.export holds one model; train.folds = 1 writes it)")
+        elif rt.dist.main:
             model, objective = load_model(cfg, rt, run)
             path = export(model.cpu(), objective, settings.model, cfg.to_ini(), output_section(cfg).export)
             print(f"exported the best weights ({settings.model}, epoch {result['best_epoch'] + 1}) to {path}")

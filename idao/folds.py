@@ -1,0 +1,142 @@
+"""What train.py does beyond one run of a task's ``train``: K folds (``train.folds``) with their out-of-fold
+predictions, and pseudo-labelling rounds (``train.pseudo_label``). The core drives both; a task takes part
+through two optional hooks (``validation_predictions``, ``pseudo_labels``; see ``idao/tasks.py``) and by drawing
+its validation split with ``splits.validation_split`` and loading models with ``RunSettings.members``.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import write_csv, write_text
+from .engine import RunSettings
+from .errors import ConfigError
+from .runtime import make_runtime
+from .splits import fold_index
+from .tasks import Report, Task
+
+RECORDED = ("train.pseudo_label", "train.pseudo_labelled")  # taken from every task's checkpoint: how it was trained
+
+
+def check_folds(task: Task, cfg, job: str) -> None:
+    """Folds need the task's out-of-fold predictions; a job that predicts must be told the models were trained
+    in folds (the fold folders say so, but ``train.folds`` picks which checkpoints load)."""
+    if cfg.train.folds > 1 and not hasattr(task, "validation_predictions"):
+        raise ConfigError(f"train.folds = {cfg.train.folds}: task {task.name} has no out-of-fold predictions "
+                          "(validation_predictions); train it with train.folds = 1")
+    run = RunSettings.from_config(cfg, task.name)
+    first = run.members(task.models[0])[0]
+    in_folds = sorted(run.top_dir.glob(f"fold*/{first.name}"))
+    if job != "train" and cfg.train.folds == 1 and not first.exists() and in_folds:
+        raise ConfigError(f"{first}: not found, but {in_folds[0]} is: the models were trained in folds; set "
+                          f"train.folds = {len(in_folds)} to predict with all of them (or train.fold = k for one)")
+    if cfg.train.pseudo_label > 0 and not hasattr(task, "pseudo_labels"):
+        raise ConfigError(f"train.pseudo_label = {cfg.train.pseudo_label}: task {task.name} does not pseudo-label "
+                          "(pseudo_labels); set it to 0")
+    if job == "train" and cfg.train.pseudo_label > 0 and fold_index(cfg.train) is not None:
+        raise ConfigError(f"train.pseudo_label with train.fold = {cfg.train.fold}: pseudo-labels come from every "
+                          "fold's models; train.fold = all")
+    if job == "train" and cfg.train.pseudo_label > 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("train.pseudo_label: run the pseudo-labelling rounds in one process (not under torchrun)")
+    if job != "train" and cfg.train.folds > 1:
+        for k, path in enumerate(run.members(task.models[0])):
+            if not path.is_file():
+                raise ConfigError(f"{path}: not found; train that fold first (train.py train.folds = "
+                                  f"{cfg.train.folds} train.fold = {k}, or train.resume = true for every missing one)")
+
+
+def train_round(task: Task, cfg, only: str | None = None) -> list[dict]:
+    """The task's models, once, or once per fold."""
+    return cross_validate(task, cfg, only) if cfg.train.folds > 1 else task.train(cfg, only)
+
+
+def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
+    """``train.pseudo_label`` = t: round 1 (without pseudo-labels, into ``<checkpoint_dir>/round1/``); its
+    predictions of the test data, as generate_submission.py makes them; the test events it calls with confidence
+    >= t, as the task picks them (``task.pseudo_labels``), written to ``<task>/pseudo_labels.csv``; then round 2,
+    from scratch, in the usual place, the task adding those events to its training events. With
+    ``train.resume`` and the labels written, round 1 is not run again."""
+    top = RunSettings.from_config(cfg, task.name).top_dir
+    labels_path = top / "pseudo_labels.csv"
+    if not (cfg.train.resume and labels_path.is_file()):
+        first = cfg.with_values({"train.pseudo_label": 0.0, "train.pseudo_labelled": 0,
+                                 "train.checkpoint_dir": str(Path(cfg.train.checkpoint_dir) / "round1")})
+        print(f"pseudo-labelling, round 1 (no pseudo-labels): {first.train.checkpoint_dir}")
+        train_round(task, first, only)
+        predicted = task.predict(first, make_runtime(cfg.train))
+        chosen = task.pseudo_labels(first, predicted, cfg.train.pseudo_label)
+        write_csv(chosen, labels_path, float_format="%.7g")
+        print(f"pseudo-labels: {len(chosen)} of {len(predicted.table)} test events called with confidence >= "
+              f"{cfg.train.pseudo_label} ({labels_path})")
+    n = len(pd.read_csv(labels_path))
+    print(f"pseudo-labelling, round 2: training again with the {n} pseudo-labelled test events")
+    return train_round(task, cfg.with_values({"train.pseudo_labelled": n}), only)
+
+
+def cross_validate(task: Task, cfg, only: str | None = None) -> list[dict]:
+    """``train.folds`` = K: train each fold's models in ``fold<k>/`` (or just ``train.fold``), then write that
+    fold's validation predictions (``oof.csv``) and a ``done.json``; with ``train.resume`` finished folds are
+    skipped and a killed one resumes where it stopped. Once every fold is done: the whole out-of-fold table and
+    ``cv.json`` (each model's validation metric per fold, its mean and spread) in the task's folder."""
+    top, folds = RunSettings.from_config(cfg, task.name).top_dir, cfg.train.folds
+    main = int(os.environ.get("RANK", "0")) == 0
+    chosen = fold_index(cfg.train)
+    results = []
+    for k in range(folds) if chosen is None else [chosen]:
+        done = top / f"fold{k}" / "done.json"
+        if cfg.train.resume and done.is_file():
+            print(f"fold{k} ({k + 1} of {folds}): finished before ({done}); skipped")
+            continue
+        print(f"fold{k} ({k + 1} of {folds}): validating on fold {k}, training on the others")
+        fold_cfg = cfg.with_values({"train.fold": str(k)})
+        summaries = task.train(fold_cfg, only)
+        results += summaries
+        if main:
+            table = task.validation_predictions(fold_cfg, make_runtime(cfg.train))
+            table.insert(0, "fold", k)
+            write_csv(table, done.with_name("oof.csv"), float_format="%.7g")
+            write_text(done, json.dumps(summaries, indent=1, default=float))
+    if main:
+        summarize_folds(top, folds)
+    return results
+
+
+def summarize_folds(top: Path, folds: int) -> dict | None:
+    """With every fold done: ``oof.csv`` (each training event predicted once, by the fold that did not train on
+    it) and ``cv.json``, printed; None while some fold is missing."""
+    done = [top / f"fold{k}" / "done.json" for k in range(folds)]
+    if not all(p.is_file() for p in done):
+        print(f"folds done: {sum(p.is_file() for p in done)} of {folds}; the cross-validated figures follow the last")
+        return None
+    oof = pd.concat([pd.read_csv(p.with_name("oof.csv")) for p in done], ignore_index=True)
+    write_csv(oof, top / "oof.csv", float_format="%.7g")
+    per_model: dict[str, list] = {}
+    for p in done:
+        for summary in json.loads(p.read_text()):
+            per_model.setdefault(summary["kind"], []).append(summary)
+    cv = {kind: dict(metric=rows[0].get("metric_name", "metric"), per_fold=[r["best"] for r in rows],
+                     mean=float(np.mean([r["best"] for r in rows])), std=float(np.std([r["best"] for r in rows])),
+                     min=float(np.min([r["best"] for r in rows])), max=float(np.max([r["best"] for r in rows])))
+          for kind, rows in per_model.items()}
+    write_text(top / "cv.json", json.dumps(dict(folds=folds, models=cv), indent=1))
+    for kind, c in cv.items():
+        print(f"cross-validated ({folds} folds): {kind} validation {c['metric']} {c['mean']:.4f} ± {c['std']:.4f} "
+              f"(folds {c['min']:.4f} to {c['max']:.4f})")
+    print(f"out-of-fold predictions of {len(oof)} training events: {top / 'oof.csv'}")
+    return cv
+
+
+def add_folds(result: Report, cv: dict, path: Path) -> None:
+    """The cross-validated figures (``cv.json``) in a report of the fold ensemble: a table of each model's
+    validation metric per fold, and a warning that the ensemble's own validation figures are not held out."""
+    result.metrics["cross_validation"] = cv
+    result.tables.append((f"Cross-validation ({cv['folds']} folds, {path})", ["model", "metric", "mean", "std",
+                          *[f"fold {k}" for k in range(cv["folds"])]],
+                          [[kind, c["metric"], c["mean"], c["std"], *c["per_fold"]] for kind, c in cv["models"].items()]))
+    result.closing.append(f"the {cv['folds']} fold models predicted together; every validation event above was in "
+                          "the training folds of some of them, so read the cross-validated figures instead: "
+                          + "; ".join(f"{k} {c['metric']} {c['mean']:.4f} ± {c['std']:.4f}" for k, c in cv["models"].items()))
