@@ -54,75 +54,105 @@ def train_round(task: Task, cfg, only: str | None = None) -> list[dict]:
     return cross_validate(task, cfg, only) if cfg.train.folds > 1 else task.train(cfg, only)
 
 
+def pseudo_labels_path(cfg, task_name: str) -> Path:
+    return RunSettings.from_config(cfg, task_name).top_dir / "pseudo_labels.csv"
+
+
+def read_pseudo_labels(cfg, task_name: str) -> pd.DataFrame | None:
+    """Round 1's pseudo-labels (``id`` and the task's label columns) where round 2 is training, else None: what
+    a task's ``train`` adds to its training events."""
+    if cfg.train.pseudo_label <= 0:
+        return None
+    return pd.read_csv(pseudo_labels_path(cfg, task_name), dtype={"id": str})
+
+
 def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
     """``train.pseudo_label`` = t: round 1 (without pseudo-labels, into ``<checkpoint_dir>/round1/``); its
     predictions of the test data, as generate_submission.py makes them; the test events it calls with confidence
-    >= t, as the task picks them (``task.pseudo_labels``), written to ``<task>/pseudo_labels.csv``; then round 2,
-    from scratch, in the usual place, the task adding those events to its training events. With
-    ``train.resume`` and the labels written, round 1 is not run again."""
-    top = RunSettings.from_config(cfg, task.name).top_dir
-    labels_path = top / "pseudo_labels.csv"
-    if not (cfg.train.resume and labels_path.is_file()):
+    >= t, as the task picks them (``task.pseudo_labels``), written with t to ``<task>/pseudo_labels.csv``; then
+    round 2 from scratch in the usual place, the task adding those events to its training events. With
+    ``train.resume`` and labels of the same t written, round 1 is not run again and round 2 resumes."""
+    labels_path, threshold = pseudo_labels_path(cfg, task.name), cfg.train.pseudo_label
+    resuming = (cfg.train.resume and labels_path.is_file()
+                and np.allclose(pd.read_csv(labels_path, usecols=["threshold"])["threshold"], threshold))
+    if not resuming:
         first = cfg.with_values({"train.pseudo_label": 0.0, "train.pseudo_labelled": 0,
                                  "train.checkpoint_dir": str(Path(cfg.train.checkpoint_dir) / "round1")})
         print(f"pseudo-labelling, round 1 (no pseudo-labels): {first.train.checkpoint_dir}")
         train_round(task, first, only)
         predicted = task.predict(first, make_runtime(cfg.train))
-        chosen = task.pseudo_labels(first, predicted, cfg.train.pseudo_label)
+        chosen = task.pseudo_labels(first, predicted, threshold).assign(threshold=threshold)
         write_csv(chosen, labels_path, float_format="%.7g")
         print(f"pseudo-labels: {len(chosen)} of {len(predicted.table)} test events called with confidence >= "
-              f"{cfg.train.pseudo_label} ({labels_path})")
+              f"{threshold} ({labels_path})")
     n = len(pd.read_csv(labels_path))
     print(f"pseudo-labelling, round 2: training again with the {n} pseudo-labelled test events")
-    return train_round(task, cfg.with_values({"train.pseudo_labelled": n}), only)
+    return train_round(task, cfg.with_values({"train.pseudo_labelled": n, "train.resume": resuming}), only)
+
+
+def fold_plan(cfg) -> dict:
+    """What makes a fold's models what they are, beside the data: a finished fold of another plan is not
+    reused by a resumed run."""
+    return dict(folds=cfg.train.folds, seed=cfg.train.seed, pseudo_labelled=cfg.train.pseudo_labelled)
 
 
 def cross_validate(task: Task, cfg, only: str | None = None) -> list[dict]:
     """``train.folds`` = K: train each fold's models in ``fold<k>/`` (or just ``train.fold``), then write that
-    fold's validation predictions (``oof.csv``) and a ``done.json``; with ``train.resume`` finished folds are
-    skipped and a killed one resumes where it stopped. Once every fold is done: the whole out-of-fold table and
-    ``cv.json`` (each model's validation metric per fold, its mean and spread) in the task's folder."""
-    top, folds = RunSettings.from_config(cfg, task.name).top_dir, cfg.train.folds
+    fold's validation predictions (``oof.csv``) and ``done.json`` (its plan and each model's summary). With
+    ``train.resume`` a fold done under the same plan with the models asked for is skipped, and one started
+    under it resumes where it stopped; any other fold is trained from scratch. Once every fold is done: the
+    whole out-of-fold table and ``cv.json`` (each model's validation metric per fold, mean and spread)."""
+    top, folds, plan = RunSettings.from_config(cfg, task.name).top_dir, cfg.train.folds, fold_plan(cfg)
     main = int(os.environ.get("RANK", "0")) == 0
     chosen = fold_index(cfg.train)
+    wanted = [only] if only else None
     results = []
     for k in range(folds) if chosen is None else [chosen]:
-        done = top / f"fold{k}" / "done.json"
-        if cfg.train.resume and done.is_file():
-            print(f"fold{k} ({k + 1} of {folds}): finished before ({done}); skipped")
+        folder = top / f"fold{k}"
+        done = json.loads((folder / "done.json").read_text()) if (folder / "done.json").is_file() else {}
+        started = json.loads((folder / "plan.json").read_text()) if (folder / "plan.json").is_file() else {}
+        same = cfg.train.resume and done.get("plan") == plan
+        if same and (wanted is None or set(wanted) <= {s["kind"] for s in done["summaries"]}):
+            print(f"fold{k} ({k + 1} of {folds}): finished before ({folder / 'done.json'}); skipped")
             continue
         print(f"fold{k} ({k + 1} of {folds}): validating on fold {k}, training on the others")
-        fold_cfg = cfg.with_values({"train.fold": str(k)})
-        summaries = task.train(fold_cfg, only)
+        resume = cfg.train.resume and started == plan
+        if main:
+            write_text(folder / "plan.json", json.dumps(plan))
+        summaries = task.train(cfg.with_values({"train.fold": str(k), "train.resume": resume}), only)
         results += summaries
         if main:
-            table = task.validation_predictions(fold_cfg, make_runtime(cfg.train))
+            table = task.validation_predictions(cfg.with_values({"train.fold": str(k)}), make_runtime(cfg.train))
             table.insert(0, "fold", k)
-            write_csv(table, done.with_name("oof.csv"), float_format="%.7g")
-            write_text(done, json.dumps(summaries, indent=1, default=float))
+            write_csv(table, folder / "oof.csv", float_format="%.7g")
+            kept = [s for s in done.get("summaries", []) if done.get("plan") == plan
+                    and s["kind"] not in {t["kind"] for t in summaries}]  # --only: the other models stay recorded
+            write_text(folder / "done.json", json.dumps(dict(plan=plan, summaries=kept + summaries), indent=1,
+                                                        default=float))
     if main:
-        summarize_folds(top, folds)
+        summarize_folds(top, folds, plan)
     return results
 
 
-def summarize_folds(top: Path, folds: int) -> dict | None:
-    """With every fold done: ``oof.csv`` (each training event predicted once, by the fold that did not train on
-    it) and ``cv.json``, printed; None while some fold is missing."""
+def summarize_folds(top: Path, folds: int, plan: dict) -> dict | None:
+    """With every fold done under ``plan``: ``oof.csv`` (each training event predicted once, by the fold that did
+    not train on it) and ``cv.json``, printed; None while some fold is missing."""
     done = [top / f"fold{k}" / "done.json" for k in range(folds)]
-    if not all(p.is_file() for p in done):
-        print(f"folds done: {sum(p.is_file() for p in done)} of {folds}; the cross-validated figures follow the last")
+    finished = [p.is_file() and json.loads(p.read_text()).get("plan") == plan for p in done]
+    if not all(finished):
+        print(f"folds done: {sum(finished)} of {folds}; the cross-validated figures follow the last")
         return None
     oof = pd.concat([pd.read_csv(p.with_name("oof.csv")) for p in done], ignore_index=True)
     write_csv(oof, top / "oof.csv", float_format="%.7g")
     per_model: dict[str, list] = {}
     for p in done:
-        for summary in json.loads(p.read_text()):
+        for summary in json.loads(p.read_text())["summaries"]:
             per_model.setdefault(summary["kind"], []).append(summary)
     cv = {kind: dict(metric=rows[0].get("metric_name", "metric"), per_fold=[r["best"] for r in rows],
                      mean=float(np.mean([r["best"] for r in rows])), std=float(np.std([r["best"] for r in rows])),
                      min=float(np.min([r["best"] for r in rows])), max=float(np.max([r["best"] for r in rows])))
           for kind, rows in per_model.items()}
-    write_text(top / "cv.json", json.dumps(dict(folds=folds, models=cv), indent=1))
+    write_text(top / "cv.json", json.dumps(dict(plan, models=cv), indent=1))
     for kind, c in cv.items():
         print(f"cross-validated ({folds} folds): {kind} validation {c['metric']} {c['mean']:.4f} ± {c['std']:.4f} "
               f"(folds {c['min']:.4f} to {c['max']:.4f})")

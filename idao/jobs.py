@@ -63,6 +63,9 @@ def run(task: Task, cfg, job: str, only: str | None = None):
     """Check, then run ``job`` (the scripts' one entry point)."""
     if only is not None and only not in task.models:
         raise ConfigError(f"--only {only}: task {task.name} trains {', '.join(task.models)}")
+    if only is not None and cfg.train.pseudo_label > 0:
+        raise ConfigError(f"--only {only} with train.pseudo_label: round 1 must train every model the predictions "
+                          "need; drop --only")
     cfg = prepare(task, cfg, job)
     if job == "train":
         return pseudo_label(task, cfg, only) if cfg.train.pseudo_label > 0 else train_round(task, cfg, only)

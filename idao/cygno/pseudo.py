@@ -11,14 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..engine import RunSettings
+from ..folds import read_pseudo_labels
 from ..tasks import Predictions
 from .data import CropSet, load_crops
 from .dataset import read_test_folder
 from .postprocess import SPLIT_LEVELS
 from .submit import COLUMNS, test_folders
-
-LABELS_FILE = "pseudo_labels.csv"
 
 
 def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame:
@@ -43,10 +41,10 @@ def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame
 
 def pseudo_crops(cfg, progress: bool = True) -> CropSet | None:
     """The pseudo-labelled test images of round 1, as labelled crops; None where ``train.pseudo_label`` is off."""
-    if cfg.train.pseudo_label <= 0:
+    labels = read_pseudo_labels(cfg, "cygno")
+    if labels is None:
         return None
-    path = RunSettings.from_config(cfg, "cygno").top_dir / LABELS_FILE
-    labels = pd.read_csv(path, dtype={"id": str}).set_index("id")  # written by train.py's round 1
+    labels = labels.set_index("id")
     samples = [s for folder in test_folders(cfg) for s in read_test_folder(folder) if s.id in labels.index]
     crops = load_crops(samples, cfg.cygno, progress)
     rows = labels.loc[crops.ids]

@@ -66,6 +66,9 @@ class CygnoTask(TaskDefaults):
                 raise ConfigError(f"cygno.{kind}.light_min = {section.light_min} is above cygno.{kind}.light_max = "
                                   f"{section.light_max}")
             check_model(section, f"cygno.{kind}")
+        if cfg.train.pseudo_label > 0 and sub.postprocess == "none":
+            raise ConfigError("train.pseudo_label needs submitted energy levels (pseudo-labels are chosen per level): "
+                              "cygno.submission.postprocess = light, split or snap")
         if sub.balance == "pair" and sub.postprocess != "light":
             raise ConfigError("cygno.submission.balance = 'pair' needs cygno.submission.postprocess = light")
 

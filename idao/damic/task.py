@@ -22,6 +22,7 @@ from ..models import build_model, check_model
 from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
+from ..folds import pseudo_labels_path, read_pseudo_labels
 from ..splits import validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
@@ -264,11 +265,15 @@ def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame
 
 def pseudo_events(cfg) -> Events | None:
     """The pseudo-labelled test events of round 1 (``damic.test``), labelled; None where pseudo-labelling is off."""
-    if cfg.train.pseudo_label <= 0:
+    labels = read_pseudo_labels(cfg, NAME)
+    if labels is None:
         return None
-    labels = pd.read_csv(RunSettings.from_config(cfg, NAME).top_dir / "pseudo_labels.csv", dtype={"id": str})
     events = load_events(cfg.damic.test, cfg.damic, labelled=False)
     where = {i: k for k, i in enumerate(events.ids)}
+    missing = [i for i in labels["id"] if i not in where]
+    if missing:
+        raise DataError(f"{pseudo_labels_path(cfg, NAME)}: {len(missing)} events not in damic.test (e.g. "
+                        f"{missing[0]!r}): the test data changed since round 1; train again without train.resume")
     chosen = events.subset([where[i] for i in labels["id"]])
     chosen.particle = labels["particle"].to_numpy(str)
     return chosen
@@ -470,9 +475,12 @@ class DamicTask(TaskDefaults):
         dcfg = cfg.damic
         if not split_list(dcfg.train):
             raise ConfigError("damic.train is empty: name the training files or folders")
-        for source in split_list(dcfg.train):
+        if cfg.train.pseudo_label > 0 and not split_list(dcfg.test):
+            raise ConfigError("train.pseudo_label: damic.test is empty; pseudo-labels come from the events predicted")
+        pseudo = split_list(dcfg.test) if cfg.train.pseudo_label > 0 else []  # read after round 1: checked now
+        for source, key in [*((s, "damic.train") for s in split_list(dcfg.train)), *((s, "damic.test") for s in pseudo)]:
             if Path(source).exists() or dcfg.simulate_events <= 0:
-                check_readable(source, "damic.train")
+                check_readable(source, key)
 
     def check_generate(self, cfg) -> None:
         check_checkpoint(self.checkpoint(cfg))

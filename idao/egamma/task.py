@@ -197,7 +197,8 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     metrics = {name: summarize(y, p, resamples) for name, (y, p) in results.items()}
     history, _, best_epoch = next(iter(load_histories(run, [MODEL]).values()))  # fold 0 of folds
     kept = history[best_epoch]
-    metrics["training"] = dict(best_epoch=best_epoch + 1, epochs=len(history), model=model_section(cfg).model,
+    metrics["training"] = dict(of="fold 0 of the ensemble" if run.folds > 1 and run.fold is None else "the model",
+                               best_epoch=best_epoch + 1, epochs=len(history), model=model_section(cfg).model,
                                train_accuracy=kept.get("train_accuracy"), val_accuracy=kept.get("val_accuracy"),
                                train_loss=kept["train_loss"], val_loss=kept.get("val_loss"))
     images = [folder / n for n in ("roc.png", "accuracy_curves.png", "scores.png", "examples.png")]

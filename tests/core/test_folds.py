@@ -102,6 +102,12 @@ def test_a_run_killed_in_a_fold_resumes_in_that_fold(damic_folds):
         assert all(torch.equal(a[n], b[n]) for n in a), k
     pd.testing.assert_frame_equal(pd.read_csv(work / "ref" / "damic" / "oof.csv"),
                                   pd.read_csv(work / "killed" / "damic" / "oof.csv"))
+    # another number of folds in the same folder: nothing of the 3-fold run is reused
+    out = run("train.py", *[a for a in killed if not a.startswith("train.folds")], "train.folds=2",
+              "train.resume=true").stdout
+    assert "finished before" not in out and "resuming from" not in out
+    oof = pd.read_csv(work / "killed" / "damic" / "oof.csv")
+    assert sorted(oof["fold"].unique()) == [0, 1] and oof["id"].is_unique and len(oof) == 48
 
 
 def test_fold_mistakes_are_one_error_line(damic_folds, tmp_path):

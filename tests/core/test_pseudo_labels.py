@@ -35,6 +35,10 @@ def test_cygno_pseudo_labels_keep_each_light_pair_balanced():
             available = [int(((raw["split"] == split) & (raw["e"] == lv) & (raw["id"].str.contains(p))).sum())
                          for p, lv in (("ER", er_level), ("NR", nr_level))]
             assert n_er == n_nr == min(available), (split, k)
+            for particle, level, best in (("ER", er_level, max), ("NR", nr_level, min)):  # the most confident kept
+                pool = raw[(raw["split"] == split) & (raw["e"] == level) & raw["id"].str.contains(particle)]["c"]
+                kept = part[(part["particle"] == particle) & (part["energy"] == level)]["score"]
+                assert sorted(kept, reverse=best is max) == sorted(pool, reverse=best is max)[:len(kept)]
 
 
 def test_a_second_round_trains_with_the_confident_test_events(tmp_path):
