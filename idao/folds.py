@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .atomic import write_csv, write_text
 from .engine import RunSettings
 from .errors import ConfigError
-from .runtime import make_runtime
+from .runtime import make_runtime, training_runtime
 from .splits import fold_index
 from .tasks import Report, Task
 
@@ -103,34 +104,37 @@ def cross_validate(task: Task, cfg, only: str | None = None) -> list[dict]:
     under it resumes where it stopped; any other fold is trained from scratch. Once every fold is done: the
     whole out-of-fold table and ``cv.json`` (each model's validation metric per fold, mean and spread)."""
     top, folds, plan = RunSettings.from_config(cfg, task.name).top_dir, cfg.train.folds, fold_plan(cfg)
-    main = int(os.environ.get("RANK", "0")) == 0
     chosen = fold_index(cfg.train)
     wanted = [only] if only else None
     results = []
-    for k in range(folds) if chosen is None else [chosen]:
-        folder = top / f"fold{k}"
-        done = json.loads((folder / "done.json").read_text()) if (folder / "done.json").is_file() else {}
-        started = json.loads((folder / "plan.json").read_text()) if (folder / "plan.json").is_file() else {}
-        same = cfg.train.resume and done.get("plan") == plan
-        if same and (wanted is None or set(wanted) <= {s["kind"] for s in done["summaries"]}):
-            print(f"fold{k} ({k + 1} of {folds}): finished before ({folder / 'done.json'}); skipped")
-            continue
-        print(f"fold{k} ({k + 1} of {folds}): validating on fold {k}, training on the others")
-        resume = cfg.train.resume and started == plan
-        if main:
-            write_text(folder / "plan.json", json.dumps(plan))
-        summaries = task.train(cfg.with_values({"train.fold": str(k), "train.resume": resume}), only)
-        results += summaries
-        if main:
-            table = task.validation_predictions(cfg.with_values({"train.fold": str(k)}), make_runtime(cfg.train))
-            table.insert(0, "fold", k)
-            write_csv(table, folder / "oof.csv", float_format="%.7g")
-            kept = [s for s in done.get("summaries", []) if done.get("plan") == plan
-                    and s["kind"] not in {t["kind"] for t in summaries}]  # --only: the other models stay recorded
-            write_text(folder / "done.json", json.dumps(dict(plan=plan, summaries=kept + summaries), indent=1,
-                                                        default=float))
-    if main:
-        summarize_folds(top, folds, plan)
+    with training_runtime(cfg.train) as rt:  # under torchrun: one process group for every fold
+        log = print if rt.dist.main else (lambda *a, **k: None)
+        for k in range(folds) if chosen is None else [chosen]:
+            folder = top / f"fold{k}"
+            done = json.loads((folder / "done.json").read_text()) if (folder / "done.json").is_file() else {}
+            started = json.loads((folder / "plan.json").read_text()) if (folder / "plan.json").is_file() else {}
+            same = cfg.train.resume and done.get("plan") == plan
+            if same and (wanted is None or set(wanted) <= {s["kind"] for s in done["summaries"]}):
+                log(f"fold{k} ({k + 1} of {folds}): finished before ({folder / 'done.json'}); skipped")
+                continue
+            log(f"fold{k} ({k + 1} of {folds}): validating on fold {k}, training on the others")
+            resume = cfg.train.resume and started == plan
+            if rt.dist.main:
+                write_text(folder / "plan.json", json.dumps(plan))
+            summaries = task.train(cfg.with_values({"train.fold": str(k), "train.resume": resume}), only)
+            results += summaries
+            if rt.dist.main:
+                table = task.validation_predictions(cfg.with_values({"train.fold": str(k)}), make_runtime(cfg.train))
+                table.insert(0, "fold", k)
+                write_csv(table, folder / "oof.csv", float_format="%.7g")
+                kept = [s for s in done.get("summaries", []) if done.get("plan") == plan
+                        and s["kind"] not in {t["kind"] for t in summaries}]  # --only: the others stay recorded
+                write_text(folder / "done.json", json.dumps(dict(plan=plan, summaries=kept + summaries), indent=1,
+                                                            default=float))
+            if rt.dist.enabled:
+                torch.distributed.barrier()  # the next fold starts once rank 0 has written this one
+        if rt.dist.main:
+            summarize_folds(top, folds, plan)
     return results
 
 

@@ -84,10 +84,12 @@ def make_runtime(train_cfg, dist_info: DistInfo | None = None, device: torch.dev
 
 @contextlib.contextmanager
 def training_runtime(train_cfg):
-    """A training job's runtime: joins torchrun's process group when launched by it, and leaves it at the end."""
+    """A training job's runtime: joins torchrun's process group when launched by it, and leaves it at the end
+    (unless an outer one, such as the fold loop's, joined it: a group is set up once per process)."""
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
     dist_info, device = init_distributed(resolve_device(train_cfg.device))
     try:
         yield make_runtime(train_cfg, dist_info, device)
     finally:
-        if dist_info.enabled:
+        if dist_info.enabled and not joined:
             torch.distributed.destroy_process_group()

@@ -49,3 +49,21 @@ def test_two_processes_match_one(tiny_dataset, tmp_path):
     model, _ = load_models(cfg, make_runtime(cfg.train), ("classifier",))["classifier"]
     with torch.inference_mode():
         assert model(torch.zeros(2, 1, 64, 64)).shape == (2, 1)
+
+
+def test_folds_under_torchrun(tmp_path):
+    """train.folds with two processes: each fold trained by both, its validation predictions written by rank 0."""
+    from idao.damic.simulate import simulate_dataset
+
+    sim = simulate_dataset(tmp_path / "sim", events_per_class=8, seed=1)
+    args = ["task.name=damic", f"damic.train={sim / 'train'}", f"train.checkpoint_dir={tmp_path / 'ck'}",
+            "damic.model.model=track_hybrid", "damic.model.epochs=1", "train.folds=2", "train.progress=false",
+            "train.threads=1"]
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29533", "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("fold1 (2 of 2)") == 1 and proc.stdout.count("cross-validated (2 folds)") == 1
+    oof = pd.read_csv(tmp_path / "ck" / "damic" / "oof.csv", dtype={"id": str})
+    assert sorted(oof["id"]) == sorted(p.stem for p in (sim / "train").glob("*.npz"))
+    assert torch.load(tmp_path / "ck" / "damic" / "fold1" / "track_best.pt", weights_only=True)["world_size"] == 2
