@@ -18,6 +18,7 @@ JOBS = {
     "train": "Train the task's models on its training data (task.name picks the detector).",
     "generate": "Predict the task's test data with the best checkpoints and write its CSV.",
     "report": "Metrics and plots for the validation split and every labelled test set.",
+    "export": "Write the task's trained models as ONNX, with their preprocessing and a model card.",
 }
 
 
@@ -66,3 +67,7 @@ def generate_main(argv=None) -> None:
 
 def report_main(argv=None) -> None:
     main("report", argv)
+
+
+def export_main(argv=None) -> None:
+    main("export", argv)

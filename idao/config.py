@@ -23,7 +23,7 @@ from .tasks import task_folders
 
 PACKAGE = Path(__file__).resolve().parent
 USER_CONFIG = "config.ini"  # read from the working directory when --config is not given
-CORE_PATH_KEYS = ("train.checkpoint_dir",)
+CORE_PATH_KEYS = ("train.checkpoint_dir", "export.dir")
 # old key -> the key that replaced it, and old section -> new section: still accepted in files and overrides,
 # with a one-line notice naming the new key
 RENAMED = {"submission.batch_size": "train.predict_batch_size", "submission.output": "cygno.output.submission",

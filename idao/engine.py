@@ -72,6 +72,7 @@ class RunSettings:
     config: dict  # the resolved config, saved in every checkpoint
     folds: int = 1  # train.folds
     fold: int | None = None  # the one fold this run is about; None: a single split, or every fold
+    tensorboard: bool = False  # train.tensorboard
 
     @classmethod
     def from_config(cls, cfg, task_name: str) -> "RunSettings":
@@ -79,7 +80,7 @@ class RunSettings:
         to its ``fold<k>/``."""
         top, fold = Path(cfg.train.checkpoint_dir) / task_name, fold_index(cfg.train)
         return cls(cfg.train.seed, cfg.train.resume, top if fold is None else top / f"fold{fold}", cfg.as_dict(),
-                   cfg.train.folds, fold)
+                   cfg.train.folds, fold, cfg.train.tensorboard)
 
     @property
     def top_dir(self) -> Path:
@@ -268,6 +269,25 @@ def write_log(history: list[dict], path: Path) -> None:
     write_text(path, buf.getvalue())
 
 
+def tensorboard_writer(run: RunSettings, name: str, first_epoch: int, main: bool):
+    """A SummaryWriter for model ``name`` (rank 0, ``train.tensorboard``), or None. ``purge_step``: a resumed run
+    hides what the killed one logged from ``first_epoch`` on, so every epoch shows once."""
+    if not (main and run.tensorboard):
+        return None
+    from torch.utils.tensorboard import SummaryWriter  # imported here: only runs that log pay for it
+
+    return SummaryWriter(str(run.checkpoint_dir / "tensorboard" / name), purge_step=first_epoch)
+
+
+def log_epoch(writer, row: dict) -> None:
+    """One history row (``train_loss``, ``val_metric``, ``lr``, the objective's scores) as scalars at its epoch."""
+    if writer is not None:
+        for key, value in row.items():
+            if key not in ("epoch", "seconds"):
+                writer.add_scalar(key, value, row["epoch"])
+        writer.flush()
+
+
 def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: Runtime, run: RunSettings,
         compat: dict) -> dict:
     """Train model ``name`` (checkpoint prefix) for ``objective``; return its best checkpoint's summary.
@@ -304,6 +324,7 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
         start_epoch, best, best_epoch, history = state["epoch"] + 1, state["best"], state["best_epoch"], state["history"]
         log(f"{name}: resuming from {last_path} at epoch {start_epoch}")
     model = wrap_model(model, rt.device, rt.dist)
+    writer = tensorboard_writer(run, name, start_epoch, main)
 
     for epoch in range(start_epoch, settings.epochs):
         if settings.patience and epoch - best_epoch > settings.patience:
@@ -322,6 +343,7 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
         row = dict(epoch=epoch, train_loss=round(loss, 6), val_metric=round(metric, 6),
                    lr=optimizer.param_groups[0]["lr"], seconds=round(seconds, 2))
         history.append({**scores, **row})  # train_loss is the engine's own
+        log_epoch(writer, history[-1])
         log(f"{name} epoch {epoch + 1}/{settings.epochs}: loss {loss:.4f}  val {objective.metric_name} {metric:.4f}"
             f"{'  *best*' if improved else ''}  ({seconds:.1f}s, {len(train_set) / seconds:.0f} img/s)")
         if main:
@@ -334,6 +356,8 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)
             write_log(history, log_path)
+    if writer is not None:
+        writer.close()
     return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history), metric_name=objective.metric_name)
 
 
@@ -353,6 +377,11 @@ def save_fitted(name: str, settings: ModelSettings, model: torch.nn.Module, obje
         save_checkpoint(state, run.path(name, "best"))
         save_checkpoint(state, run.path(name, "last"))
         write_log(history, run.checkpoint_dir / f"{name}_log.csv")
+        writer = tensorboard_writer(run, name, 0, True)
+        for row in history:  # boosting rounds as epochs
+            log_epoch(writer, row)
+        if writer is not None:
+            writer.close()
     return dict(kind=name, best=best, best_epoch=best_epoch, epochs_run=len(history), metric_name=objective.metric_name)
 
 

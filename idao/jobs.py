@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_csv, write_text
-from .checkpoint import load_checkpoint
+from .checkpoint import check_checkpoint, load_checkpoint
 from .engine import RunSettings
 from .errors import ConfigError, DataError
 from .reporting import write_report
@@ -44,7 +44,8 @@ def adopt_training(task: Task, cfg):
 def prepare(task: Task, cfg, job: str):
     """The config ``job`` runs with, every setting and path checked (``ConfigError`` before any work): where it
     writes, then the checkpoint's settings adopted, every setting, and what the job reads."""
-    outputs = {"train": "train.checkpoint_dir", "generate": task.predictions_key, "report": task.results_key}
+    outputs = {"train": "train.checkpoint_dir", "generate": task.predictions_key, "report": task.results_key,
+               "export": "export.dir"}
     if job not in outputs:
         raise ConfigError(f"job {job!r}: expected one of {', '.join(outputs)}")
     if job == "train":
@@ -52,10 +53,18 @@ def prepare(task: Task, cfg, job: str):
     else:
         folder = Path(cfg.value(outputs[job]))
         check_writable_dir(folder.parent if job == "generate" else folder, outputs[job])
+        if job == "export" and not hasattr(task, "export_models"):
+            raise ConfigError(f"task {task.name} has no ONNX export (export_models)")
+        if job == "export" and cfg.train.folds > 1 and fold_index(cfg.train) is None:
+            raise ConfigError(f"train.folds = {cfg.train.folds}: an ONNX file holds one model; export each fold "
+                              "with train.fold = k")
         cfg = adopt_training(task, cfg)
     task.check(cfg)
     check_folds(task, cfg, job)
-    {"train": task.check_train, "generate": task.check_generate, "report": task.check_report}[job](cfg)
+    if job == "export":
+        check_checkpoint(task.checkpoint(cfg))
+    else:
+        {"train": task.check_train, "generate": task.check_generate, "report": task.check_report}[job](cfg)
     return cfg
 
 
@@ -69,6 +78,10 @@ def run(task: Task, cfg, job: str, only: str | None = None):
     cfg = prepare(task, cfg, job)
     if job == "train":
         return pseudo_label(task, cfg, only) if cfg.train.pseudo_label > 0 else train_round(task, cfg, only)
+    if job == "export":
+        from .export import export  # onnx and onnxruntime load only for this job
+
+        return export(task, cfg)
     return generate(task, cfg) if job == "generate" else report(task, cfg)
 
 

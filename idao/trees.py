@@ -10,6 +10,8 @@ code on loading) and run by the same inference code.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -40,16 +42,28 @@ class BoostedTrees(torch.nn.Module):
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def depth(self) -> int:
+        """Steps from the roots to the deepest leaf, read from the buffers: a number, not a tensor, so the walk
+        below has a fixed length and exports to ONNX (where the trees are constants of the graph)."""
+        with warnings.catch_warnings():  # the tracer's "converted to a Python value": constant by design
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            frontier, steps = self.root.numpy(), 0
+            leaf, left, right = self.leaf.numpy(), self.left.numpy(), self.right.numpy()
+        while frontier.size and not leaf[frontier].all():
+            inner = frontier[~leaf[frontier]]
+            frontier, steps = np.concatenate([left[inner], right[inner]]), steps + 1
+        return steps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.double()
-        node = self.root.expand(len(x), -1)  # (B, trees): every tree walked at once, one level per step
-        while not bool(self.leaf[node].all()):
-            go_left = x.gather(1, self.feature[node]) <= self.threshold[node]
-            go_left |= torch.isnan(x.gather(1, self.feature[node])) & self.missing_left[node]
+        node = self.root.expand(x.shape[0], -1)  # (B, trees): every tree walked at once, one level per step
+        for _ in range(self.depth()):
+            value = x.gather(1, self.feature[node])
+            go_left = (value <= self.threshold[node]) | (torch.isnan(value) & self.missing_left[node])
             child = torch.where(go_left, self.left[node], self.right[node])
             node = torch.where(self.leaf[node], node, child)
-        out = self.baseline.expand(len(x), -1).clone()
-        return out.index_add_(1, self.column, self.value[node]).float()
+        to_class = torch.nn.functional.one_hot(self.column, self.num_classes).double()  # (trees, classes)
+        return (self.baseline + self.value[node] @ to_class).float()
 
 
 def fit_trees(x: np.ndarray, y: np.ndarray, num_classes: int, x_val: np.ndarray, y_val: np.ndarray, seed: int,

@@ -2,6 +2,7 @@
 per session), and the real files in ../shared (tests that need them skip with the reason where it is absent)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -62,3 +63,65 @@ def pipeline(tiny_dataset, tmp_path_factory):
     run("train.py", *args, "--only", "regressor")  # for the report's energy figures and the regressor modes
     outputs[2] = run("report.py", *args).stdout
     return work, outputs
+
+
+def check_onnx_export(args: list[str], cwd: Path = ROOT) -> dict[str, Path]:
+    """``idao-export`` as a user runs it, then every exported model run by ONNX Runtime alone and compared with
+    PyTorch's on the same inputs: 3 items (the export saw 8: the batch axis is dynamic) and, for padded pulses,
+    fewer pulses (the pulse axis and its mask are dynamic too). Returns {model: .onnx path}."""
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    from idao.config import CORE_PATH_KEYS, load_config
+    from idao.export import TOLERANCE, flat
+    from idao.jobs import prepare
+    from idao.runtime import make_runtime
+    from idao.tasks import get_task
+
+    out = run(str(Path(sys.executable).parent / "idao-export"), *args, cwd=cwd).stdout
+    here = os.getcwd()
+    os.chdir(cwd)  # the settings' relative paths, as the script saw them
+    try:
+        cfg = load_config(overrides=args, echo=False)
+        task = get_task(cfg.task.name)
+        cfg.resolve_paths(CORE_PATH_KEYS + task.path_keys)
+        cfg = prepare(task, cfg, "export")
+        models = task.export_models(cfg, make_runtime(cfg.train, device=torch.device("cpu")))
+    finally:
+        os.chdir(here)
+    folder = Path(cfg.export.dir) / task.name
+    for name, item in models.items():
+        model, example = item.model, item.example
+        assert f"exported {name}: " in out
+        meta = json.loads((folder / f"{name}.json").read_text())
+        card = (folder / f"{name}_model_card.md").read_text()
+        assert meta["objective"] and all(f"## {h}" in card for h in ("Data", "Metrics", "Intended use",
+                                                                     "Preprocessing", "Provenance"))
+        if isinstance(example, dict):  # the first 3 events, and of the pulses their first half
+            items = getattr(item.objective, "item_inputs", ())
+            example = {k: v[:3, :max(1, v.shape[1] // 2)] if k in items else v[:3] for k, v in example.items()}
+        else:
+            example = tuple(t[:3] for t in example) if isinstance(example, tuple) else example[:3]
+        names, tensors = flat(example)
+        session = onnxruntime.InferenceSession(str(folder / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        got = session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})[0]
+        with torch.inference_mode():
+            expected = model.eval()(example).float().numpy()
+        assert got.shape == expected.shape and got.shape[0] == 3
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
+    return {name: folder / f"{name}.onnx" for name in models}
+
+
+def run_snippet(name: str, cwd: Path) -> dict:
+    """Run the Python block after ``<!-- snippet: name -->`` in docs/guides/export.md from ``cwd``; its variables."""
+    text = (ROOT / "docs" / "guides" / "export.md").read_text()
+    code = text.split(f"<!-- snippet: {name} -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 10  # the promise: ten lines per detector
+    here, namespace = os.getcwd(), {}
+    os.chdir(cwd)
+    try:
+        exec(code, namespace)
+    finally:
+        os.chdir(here)
+    return namespace

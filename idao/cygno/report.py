@@ -7,6 +7,7 @@ uploaded. Real test splits have no labels and are reported as such.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,13 @@ import pandas as pd
 
 from ..engine import RunSettings, predict_outputs
 from ..errors import DataError
+from ..export import Exportable
 from ..reporting import load_histories, plot_learning_curves
 from ..tasks import Report
 from .dataset import read_labels
+from .data import INPUT_OFFSET, INPUT_SCALE
+from .images import IMAGE_SIZE, PEDESTAL
+from .light import LIGHT_MODEL_FILE
 from .metrics import summarize
 from .objectives import OBJECTIVES, load_models
 from .plots import (SplitResult, plot_confusion, plot_energy_comparison, plot_energy_correlation,
@@ -60,6 +65,21 @@ def validation_predictions(cfg, rt) -> pd.DataFrame:
     r = validation_result(cfg, load_light_model(cfg), rt, val)
     return pd.DataFrame({"id": val.ids, "particle": val.particle, "true_energy": val.energy,
                          COLUMNS[1]: r.score, COLUMNS[2]: r.final_energy, "classifier": r.raw_score})
+
+
+def export_models(cfg, rt) -> dict:
+    """The trained networks for ``idao-export``, with a batch of validation crops' inputs; the light decode (a
+    table of numbers, ``light.json`` beside the checkpoints) goes into their JSON."""
+    _, crops, _, val_idx = prepare(cfg, rt)
+    run = RunSettings.from_config(cfg, NAME)
+    decode = json.loads((run.checkpoint_dir / LIGHT_MODEL_FILE).read_text())
+    image = dict(size=IMAGE_SIZE, pedestal=PEDESTAL, crop=cfg.cygno.crop, crop_mode=cfg.cygno.crop_mode,
+                 subtract_pedestal=cfg.cygno.pedestal, offset=INPUT_OFFSET, scale=INPUT_SCALE,
+                 steps="pedestal: each column minus its median (whole column) plus `pedestal`, clipped to 0-255; "
+                       "crop; mean over bin x bin blocks; (x - offset) / scale; (B, 1, H, W) float32")
+    return {kind: Exportable(model, objective, objective.inputs(crops, val_idx[:8], rt), run.members(kind)[0],
+                             dict(image=image, light_decode=decode))
+            for kind, (model, objective) in load_models(cfg, rt, trained_models(cfg)).items()}
 
 
 def submitted_table(cfg, root: Path) -> pd.DataFrame | None:

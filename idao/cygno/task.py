@@ -16,7 +16,7 @@ from .light import LIGHT_MODEL_FILE
 from .objectives import LOSSES, OBJECTIVES
 from .postprocess import BALANCES, MODES
 from .pseudo import pseudo_labels
-from .report import evaluate, validation_predictions
+from .report import evaluate, export_models, validation_predictions
 from .submit import predict, submission_models
 from .train import NAME, ensure_dataset, train
 
@@ -99,6 +99,7 @@ class CygnoTask(TaskDefaults):
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
     pseudo_labels = staticmethod(pseudo_labels)
+    export_models = staticmethod(export_models)
 
     def train(self, cfg, only: str | None = None) -> list[dict]:
         """The models the configured submission runs (the regressor only for the modes that read its keV), or

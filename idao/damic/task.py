@@ -18,6 +18,7 @@ from ..config import split_list
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs, save_fitted
 from ..errors import ConfigError, DataError
+from ..export import Exportable
 from ..models import build_model, check_model
 from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
 from ..reporting import load_histories, plot_learning_curves
@@ -348,6 +349,14 @@ def predict(cfg, rt) -> Predictions:
                        notes=[estimated] if estimated else [])
 
 
+def export_models(cfg, rt) -> dict:
+    """The track model for ``idao-export``, with a batch of validation events' inputs."""
+    model, objective = load_model(cfg, rt)
+    events, _, val_idx = prepare(cfg, rt, simulate=False)
+    return {MODEL: Exportable(model, objective, objective.inputs(events, val_idx[:8], rt),
+                              RunSettings.from_config(cfg, NAME).members(MODEL)[0])}
+
+
 def validation_predictions(cfg, rt) -> pd.DataFrame:
     """The validation events as the report scores them: the prediction table (no test priors) and the truth."""
     model, objective = load_model(cfg, rt)
@@ -500,6 +509,7 @@ class DamicTask(TaskDefaults):
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
     pseudo_labels = staticmethod(pseudo_labels)
+    export_models = staticmethod(export_models)
 
 
 TASK = DamicTask()

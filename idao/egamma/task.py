@@ -20,6 +20,7 @@ from ..config import split_list
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import ConfigError, DataError
+from ..export import Exportable
 from ..metrics import binary_auc
 from ..models import check_model
 from ..reporting import load_histories
@@ -139,6 +140,15 @@ def predict(cfg, rt) -> Predictions:
     p = objective.predict(predict_outputs(model, objective, data, rt))
     return Predictions(pd.DataFrame({"id": data.ids, "p_electron": p}),
                        f"{len(p)} images, {np.mean(p > 0.5):.1%} called electrons", float_format="%.6g")
+
+
+def export_models(cfg, rt) -> dict:
+    """The classifier for ``idao-export``, with a batch of validation images' inputs (channel standardisation
+    included: it is in the objective, and the exported graph starts after it)."""
+    model, objective = load_model(cfg, rt)
+    data, (_, val_idx, _) = prepare(cfg, rt, simulate=False)
+    return {MODEL: Exportable(model, objective, objective.inputs(data, np.sort(val_idx[:8]), rt),
+                              RunSettings.from_config(cfg, NAME).members(MODEL)[0])}
 
 
 def validation_predictions(cfg, rt) -> pd.DataFrame:
@@ -273,6 +283,7 @@ class EgammaTask(TaskDefaults):
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
+    export_models = staticmethod(export_models)
 
 
 TASK = EgammaTask()

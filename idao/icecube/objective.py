@@ -83,6 +83,8 @@ class DirectionObjective:
         mask[event, slot] = True
         return x, mask, seed
 
+    item_inputs = ("x", "mask")  # their axis 1 is the pulse count: variable in an export (idao-export)
+
     def inputs(self, data: PulseSet, idx, rt, draws=None) -> dict:
         x, mask, seed = self.batch(data, np.asarray(idx))
         return {"x": torch.from_numpy(x).to(rt.device), "mask": torch.from_numpy(mask).to(rt.device),

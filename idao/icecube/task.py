@@ -24,6 +24,7 @@ from ..checkpoint import check_checkpoint
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs, save_fitted
 from ..errors import DataError
+from ..export import Exportable
 from ..models import build_model, check_model
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
@@ -227,6 +228,20 @@ def predict(cfg, rt) -> Predictions:
                        companions={".events.csv": events})
 
 
+def export_models(cfg, rt) -> dict:
+    """The direction network (inputs: padded pulses, their mask, the baselines' seeds; any pulse count) and the
+    event classifier where there is one, for ``idao-export``, with a batch of validation events' inputs."""
+    run = RunSettings.from_config(cfg, NAME)
+    data, _, val_idx = prepare(cfg, rt, simulate=False)
+    idx = np.sort(val_idx[:8])
+    model, objective = load_model(cfg, rt, run)
+    out = {MODEL: Exportable(model, objective, objective.inputs(data, idx, rt), run.members(MODEL)[0])}
+    classifier = load_classifier(cfg, rt, run)
+    if classifier is not None:
+        out[CLASSIFIER] = Exportable(*classifier, torch.from_numpy(summaries(data, idx)), run.members(CLASSIFIER)[0])
+    return out
+
+
 def validation_predictions(cfg, rt) -> pd.DataFrame:
     """The validation events as submitted (``icecube.method``): direction, true direction, angular error, and
     the classes (``events_table``)."""
@@ -381,6 +396,7 @@ class IceCubeTask(TaskDefaults):
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
+    export_models = staticmethod(export_models)
 
 
 TASK = IceCubeTask()

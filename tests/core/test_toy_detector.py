@@ -45,3 +45,26 @@ def test_the_core_adopts_and_checks_for_the_toy_detector(toy_run, tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("error: toy.events = 0: expected 1 <= events")
     proc = run("train.py", "task.name=toy", env={**TOY, "IDAO_TASKS": "toy=no_such.module"}, check=False)
     assert proc.returncode == 2 and "module 'no_such.module' not found" in proc.stderr
+
+
+def test_tensorboard_shows_each_epoch_once_after_a_resume(tmp_path):
+    """train.tensorboard: the epochs' scalars for TensorBoard. A run resumed from an earlier checkpoint than its
+    last logged epoch (a crash between logging and saving, or an older checkpoint put back) repeats those epochs;
+    TensorBoard shows each once, with the values of the run that kept them."""
+    import shutil
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ["task.name=toy", "train.progress=false"]
+    run("train.py", *args, f"train.checkpoint_dir={tmp_path / 'a'}", "toy.model.epochs=4", env=TOY)
+    run("train.py", *args, f"train.checkpoint_dir={tmp_path / 'b'}", "toy.model.epochs=2", env=TOY)
+    shutil.copy(tmp_path / "b" / "toy" / "toy_last.pt", tmp_path / "a" / "toy" / "toy_last.pt")  # back to epoch 2
+    out = run("train.py", *args, f"train.checkpoint_dir={tmp_path / 'a'}", "toy.model.epochs=4", "train.resume=true",
+              env=TOY).stdout
+    assert "resuming from" in out and "at epoch 2" in out
+    events = EventAccumulator(str(tmp_path / "a" / "toy" / "tensorboard" / "toy"))
+    events.Reload()
+    for tag in ("train_loss", "val_metric", "lr"):
+        assert [e.step for e in events.Scalars(tag)] == [0, 1, 2, 3], tag
+    log = pd.read_csv(tmp_path / "a" / "toy" / "toy_log.csv")  # the resumed run's epochs 2 and 3 are the ones shown
+    assert [e.value for e in events.Scalars("val_metric")][2:] == pytest.approx(log["val_metric"][2:].tolist(), abs=1e-6)

@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
+from idao.cygno.data import to_input
 from idao.cygno.dataset import read_labels, split_samples
+from idao.cygno.images import load_crop
 from idao.cygno.metrics import mae, roc_auc
 from idao.cygno.postprocess import SPLIT_LEVELS
 
-from conftest import overrides, run
+from conftest import check_onnx_export, overrides, run, run_snippet
 
 
 def checkpoint_copy(work: Path, dataset: Path, tmp_path: Path) -> tuple[Path, list[str]]:
@@ -121,6 +123,26 @@ def test_report_files(pipeline):
     log = pd.read_csv(work / "ck" / "cygno" / "classifier_log.csv")
     assert list(log["epoch"]) == list(range(12))
     assert "[cygno.classifier]" in (work / "ck" / "cygno" / "config.ini").read_text()
+
+
+@pytest.mark.xdist_group("cygno_pipeline")
+def test_onnx_export_matches_pytorch(pipeline, tiny_dataset):
+    work, _ = pipeline
+    exported = check_onnx_export(overrides(tiny_dataset, work) + [f"export.dir={work / 'exports'}"])
+    assert set(exported) == {"classifier", "regressor"}
+    meta = json.loads((work / "exports" / "cygno" / "classifier.json").read_text())
+    decode = meta["light_decode"]
+    assert decode == json.loads((work / "ck" / "cygno" / "light.json").read_text())  # the light decode beside it
+    user = work / "user"  # the guide's snippet, from a folder with the data and the exports
+    user.mkdir()
+    (user / "data").symlink_to(tiny_dataset)
+    (user / "exports").symlink_to(work / "exports")
+    snippet = run_snippet("cygno", user)
+    first = sorted(tiny_dataset.glob("**/*.png"))[0]
+    crop = load_crop(first, meta["image"]["crop"], meta["image"]["crop_mode"])
+    expected = to_input(crop[None], meta["objective"]["bin"], torch.device("cpu")).numpy()
+    np.testing.assert_allclose(snippet["x"][None, None], expected, rtol=0, atol=1e-5)  # exactly idao's input
+    assert snippet["logit"].shape == (1, 1)
 
 
 def _weights(path: Path) -> dict:

@@ -18,7 +18,7 @@ from idao.damic.task import frame_boxes
 from idao.runtime import Runtime
 from idao.errors import DataError
 
-from conftest import ROOT, SHARED, run
+from conftest import ROOT, SHARED, check_onnx_export, run
 
 CPU = Runtime(torch.device("cpu"), False, torch.contiguous_format, False)
 CLASSES = ("electron", "muon", "alpha", "noise")
@@ -301,6 +301,11 @@ def test_damic_scripts_end_to_end(damic_run):
                  "learning_curves.png", "index.html", "report.log", "config.ini"):
         assert (work / "res" / name).stat().st_size > 0, name
     assert "name = damic" in (work / "res" / "config.ini").read_text()
+
+
+def test_onnx_export_matches_pytorch(damic_run):
+    work, _, args, _ = damic_run
+    assert set(check_onnx_export([*args, f"export.dir={work / 'exports'}"])) == {"track"}
 
 
 def test_checkpoint_holds_the_training_statistics(damic_run):

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from idao.egamma.io import read_images
+from idao.egamma.objective import EgammaObjective
 from idao.egamma.simulate import FILES, Physics, simulate_dataset, simulate_images
 from idao.errors import DataError
-from conftest import ROOT, run
+from conftest import ROOT, check_onnx_export, run, run_snippet
 
 
 def write_h5(path: Path, X, y=None, chunks=None) -> Path:
@@ -152,6 +153,17 @@ def test_egamma_scripts_end_to_end(egamma_run):
         assert (work / "results" / "egamma" / name).stat().st_size > 0, name
     assert "SIMULATED DATA" in (work / "results" / "egamma" / "index.html").read_text()
     assert "ROC-AUC" in report.stdout
+
+
+def test_onnx_export_matches_pytorch_and_the_guide_scores_a_file_with_it(egamma_run):
+    work, *_ = egamma_run
+    assert set(check_onnx_export(["task.name=egamma", "egamma.simulate_events=300"], cwd=work)) == {"egamma"}
+    snippet = run_snippet("egamma", work)  # ONNX Runtime alone, on the inputs the guide prepares
+    objective = EgammaObjective(**json.loads((work / "exports" / "egamma" / "egamma.json").read_text())["objective"])
+    with h5py.File(work / "data" / "egamma_sim" / "SingleElectronPt50_IMGCROPS_n249k_RHv1.hdf5") as f:
+        expected = objective.standardise(f["X"][:100].transpose(0, 3, 1, 2)).numpy()
+    np.testing.assert_allclose(snippet["x"], expected, rtol=1e-5, atol=1e-5)  # exactly idao's preprocessing
+    assert snippet["logit"].shape == (100, 1)
 
 
 def test_export_loads_without_code_and_scores_a_file(egamma_run):

@@ -19,7 +19,7 @@ from idao.icecube.objective import DirectionObjective, log_c3, select_pulses
 from idao.icecube.simulate import Physics, simulate_dataset, simulate_event
 from idao.icecube.task import events_table
 
-from conftest import ROOT, SHARED, run
+from conftest import ROOT, SHARED, check_onnx_export, run
 
 GRAPHNET = SHARED / "icecube-graphnet"
 
@@ -243,6 +243,12 @@ def test_icecube_scripts_end_to_end(icecube_run):
                  "index.html"):
         assert (work / "results" / "icecube" / name).stat().st_size > 0, name
     assert "line fit" in report.stdout and "2 dots" in report.stdout
+
+
+@pytest.mark.xdist_group("icecube_run")
+def test_onnx_export_matches_pytorch(icecube_run):
+    work, args, _ = icecube_run
+    assert set(check_onnx_export(args, cwd=work)) == {"direction", "classes"}  # any pulse count, via the mask
 
 
 @pytest.mark.xdist_group("icecube_run")
