@@ -9,8 +9,13 @@ file, e/gamma's held-out test part, IceCube's simulated test truth)::
     python benchmarks/folds.py --task damic --packed ../shared/data/damic-tfm/eVSmu_tr1.npz --holdout 0.2 \\
         damic.classes=electron,muon damic.packed_labels=electron,muon
 
-``--packed FILE --holdout F`` (DAMIC): a fixed, stratified fraction F of a labelled packed file (copies of a
-frame kept together, its own seed) is written as the test file, the rest as the training file.
+``--packed FILES --holdout F`` (DAMIC): a fixed, stratified fraction F of each labelled packed file (copies of
+a frame kept together, its own seed) is written as a test file, the rest as a training file; several files
+(the thesis' electron / muon / noise run) each keep their ``damic.packed_labels`` map::
+
+    python benchmarks/folds.py --task damic --seeds 0 --compare 1,5 \\
+        --packed ../shared/data/damic-tfm/eVSmu_tr1.npz,../shared/data/damic-tfm/eVSn_1.npz \\
+        damic.classes=electron,muon,noise "damic.packed_labels=electron,muon;noise,electron"
 """
 from __future__ import annotations
 
@@ -35,8 +40,11 @@ def headline(task: str, metrics: dict) -> dict:
         m = metrics["metrics"]
         return {"public": m["public_test"]["score"], "private": m["private_test"]["score"],
                 "private AUC": m["private_test"]["auc"], "private MAE keV": m["private_test"]["mae"]}
-    if task == "damic":
-        test = [v for k, v in metrics["metrics"].items() if k != "validation"][0]
+    if task == "damic":  # one test file: its figures; several: each file's accuracy
+        tests = {k: v for k, v in metrics["metrics"].items() if k != "validation"}
+        if len(tests) > 1:
+            return {f"{Path(k).stem} {m}": v[m] for k, v in tests.items() for m in ("accuracy", "balanced_accuracy")}
+        test = next(iter(tests.values()))
         return {"accuracy": test["accuracy"], "balanced accuracy": test["balanced_accuracy"], "AUC": test["auc"]}
     if task == "egamma":
         return {"AUC": metrics["test"]["auc"], "accuracy": metrics["test"]["accuracy"]}
@@ -45,15 +53,17 @@ def headline(task: str, metrics: dict) -> dict:
 
 
 def split_packed(path: Path, fraction: float, work: Path) -> tuple[Path, Path]:
-    """(training file, test file): a stratified ``fraction`` of a packed .npz held out, copies kept together."""
+    """(training file, test file), ``work``/train/ and ``work``/test/ under the file's own name (so its label map
+    applies to both): a stratified ``fraction`` of a packed .npz held out, copies kept together."""
     with np.load(path) as z:
         data, labels = z["data"], z["labels"]
     groups = copy_groups([fingerprint(frame) for frame in data])
     rest, test = stratified_split(labels, fraction, HOLDOUT_SEED, groups)
     out = []
     for name, idx in (("train", rest), ("test", test)):
-        np.savez_compressed(work / f"{name}_{path.name}", data=data[idx], labels=labels[idx])
-        out.append(work / f"{name}_{path.name}")
+        (work / name).mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(work / name / path.name, data=data[idx], labels=labels[idx])
+        out.append(work / name / path.name)
     return out[0], out[1]
 
 
@@ -81,7 +91,8 @@ def main() -> None:
     parser.add_argument("--task", required=True, choices=("cygno", "damic", "egamma", "icecube"))
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--compare", default="1,5", help="the train.folds values run for each seed")
-    parser.add_argument("--packed", help="DAMIC: a labelled packed .npz to split into training and test files")
+    parser.add_argument("--packed", help="DAMIC: labelled packed .npz files (comma-separated; each with its "
+                        "damic.packed_labels map) to split into training and test files")
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--data", default="", help="where the task's simulated data is made and kept (default: "
                         "a temporary folder, one dataset for every run)")
@@ -97,8 +108,9 @@ def main() -> None:
     source = "the task's simulator, default settings"
     if args.packed:
         shared.mkdir(parents=True, exist_ok=True)
-        train, test = split_packed(Path(args.packed), args.holdout, shared)
-        data = [f"damic.train={train}", f"damic.test={test}", "damic.simulate_events=0"]
+        parts = [split_packed(Path(f), args.holdout, shared) for f in args.packed.split(",")]
+        data = [f"damic.train={','.join(str(t) for t, _ in parts)}", f"damic.test={','.join(str(t) for _, t in parts)}",
+                "damic.simulate_events=0"]
         source = f"`{args.packed}`, {args.holdout:.0%} held out as the test file (seed {HOLDOUT_SEED})"
     compare, rows = [int(k) for k in args.compare.split(",")], []
     for seed in [int(s) for s in args.seeds.split(",")]:

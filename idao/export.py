@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path, write_text
+from .cards import model_card
 from .checkpoint import load_checkpoint
 from .errors import DataError
 from .runtime import make_runtime
@@ -128,33 +129,6 @@ def jsonable(value):
     return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
-def model_card(task: str, name: str, state: dict, preprocessing: dict, difference: float) -> str:
-    """What a user of the exported model needs to know: data, metrics, intended use, preprocessing, provenance."""
-    config, history = state.get("config", {}), state.get("history", [])
-    best = history[state["best_epoch"]] if history and state.get("best_epoch", -1) >= 0 else {}
-    data = {k: v for k, v in config.get(task, {}).items() if "simulate" in k or k in ("root", "train", "test")}
-    lines = [f"# {task} / {name}", "",
-             f"ONNX export of idao's `{state.get('model_name')}` ({name} of task `{task}`), one raw output per item "
-             f"(`{name}.json` says how it becomes the prediction).", "",
-             "## Data", "", "Trained with these data settings (a `simulate_*` above zero with no data at the path "
-             "means the detector's simulator wrote it):", "",
-             *[f"- `{task}.{k}` = `{v}`" for k, v in data.items()], "",
-             "## Metrics", "",
-             f"- best validation {state.get('metric_name', 'metric')}: {state.get('best')} (epoch "
-             f"{state.get('best_epoch', -1) + 1} of {len(history)})",
-             *[f"- {k} at that epoch: {v}" for k, v in best.items() if k not in ("epoch", "val_metric")], "",
-             "The test figures and their worst case over seeds and simulator settings are in idao's benchmark "
-             "pages (docs/benchmarks/); a simulated score is not a real-data score.", "",
-             "## Intended use", "",
-             f"Inference inside an experiment's software on inputs prepared exactly as `{name}.json` says; not "
-             "a replacement for validation on the experiment's own data.", "",
-             "## Preprocessing", "", "```json", json.dumps(preprocessing, indent=1, default=jsonable), "```", "",
-             "## Provenance", "",
-             *[f"- {k}: {v}" for k, v in state.get("provenance", {}).items()],
-             f"- ONNX Runtime matches PyTorch on a batch of real inputs to {difference:.2e} (max abs)", ""]
-    return "\n".join(lines)
-
-
 def export(task, cfg) -> list[Path]:
     """Every model ``task.export_models`` hands over, as ``.onnx`` + ``.json`` + ``model_card.md``."""
     rt = dataclasses.replace(make_runtime(cfg.train), device=torch.device("cpu"))
@@ -172,7 +146,11 @@ def export(task, cfg) -> list[Path]:
         with atomic_path(folder / f"{name}.onnx") as tmp:
             tmp.write_bytes(onnx)
         write_text(folder / f"{name}.json", json.dumps(preprocessing, indent=1, default=jsonable))
-        card = model_card(task.name, name, load_checkpoint(item.checkpoint), preprocessing, difference)
+        card = model_card(task.name, name, load_checkpoint(item.checkpoint), {
+            "Preprocessing": [f"`{name}.json`:", "", "```json", json.dumps(preprocessing, indent=1, default=jsonable),
+                              "```"],
+            "Checks": [f"ONNX Runtime matches PyTorch to {difference:.2e} (max abs) on a batch of validation inputs "
+                       "and on a resized copy"]})
         write_text(folder / f"{name}_model_card.md", card)
         print(f"exported {name}: {folder / (name + '.onnx')} (ONNX Runtime within {difference:.1e} of PyTorch)")
         written.append(folder / f"{name}.onnx")

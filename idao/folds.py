@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from .atomic import write_csv, write_text
+from .checkpoint import checkpoint_exists
 from .engine import RunSettings
 from .errors import ConfigError
 from .runtime import make_runtime, training_runtime
@@ -32,7 +33,7 @@ def check_folds(task: Task, cfg, job: str) -> None:
     run = RunSettings.from_config(cfg, task.name)
     first = run.members(task.models[0])[0]
     in_folds = sorted(run.top_dir.glob(f"fold*/{first.name}"))
-    if job != "train" and cfg.train.folds == 1 and not first.exists() and in_folds:
+    if job != "train" and cfg.train.folds == 1 and not checkpoint_exists(first) and in_folds:
         raise ConfigError(f"{first}: not found, but {in_folds[0]} is: the models were trained in folds; set "
                           f"train.folds = {len(in_folds)} to predict with all of them (or train.fold = k for one)")
     if cfg.train.pseudo_label > 0 and not hasattr(task, "pseudo_labels"):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_csv, write_text
-from .checkpoint import check_checkpoint, load_checkpoint
+from .checkpoint import check_checkpoint, checkpoint_exists, load_checkpoint
 from .engine import RunSettings
 from .errors import ConfigError, DataError
 from .reporting import write_report
@@ -32,7 +32,7 @@ def adopt_training(task: Task, cfg):
     the user did not set them; printed. With no checkpoint yet, ``cfg`` as it is (``check_<job>`` says it is
     missing)."""
     path = task.checkpoint(cfg)
-    if not Path(path).is_file():
+    if not checkpoint_exists(path):
         return cfg
     cfg, taken = cfg.adopting(load_checkpoint(path)["config"], (*task.remembered, *RECORDED), task.must_match,
                               where=str(path))
@@ -64,6 +64,8 @@ def prepare(task: Task, cfg, job: str):
     if job == "export":
         check_checkpoint(task.checkpoint(cfg))
     else:
+        if job == "generate" and checkpoint_exists(task.checkpoint(cfg)):
+            task.ensure_test_data(cfg)  # a fresh clone: the shipped models predict simulated data, as train does
         {"train": task.check_train, "generate": task.check_generate, "report": task.check_report}[job](cfg)
     return cfg
 

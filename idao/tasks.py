@@ -126,6 +126,9 @@ class Task(Protocol):
     def ensure_data(self, cfg) -> Path | None:
         """The training data's location; with none there, simulate a small demo dataset first (and say so)."""
 
+    def ensure_test_data(self, cfg) -> None:
+        """The data generate_submission.py predicts; with none there, simulated first (and said so)."""
+
     def train(self, cfg, only: str | None = None) -> list[dict]:
         """Train the default models (or just ``only``); checkpoints go to ``<train.checkpoint_dir>/<name>/``."""
 
@@ -199,6 +202,11 @@ class TaskDefaults:
 
     def ensure_data(self, cfg) -> Path | None:
         return None
+
+    def ensure_test_data(self, cfg) -> None:
+        """What ``generate_submission.py`` predicts; with none there, simulated first (by default where the
+        training data's simulation puts its test part)."""
+        self.ensure_data(cfg)
 
 
 def canonical_name(name: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..checkpoint import checkpoint_exists
 from ..engine import RunSettings, predict_outputs
 from ..errors import DataError
 from ..export import Exportable
@@ -37,7 +38,7 @@ POSTPROCESS_CHOICES = (("none", "none"), ("snap", "none"), ("split", "none"), ("
 def trained_models(cfg) -> tuple[str, ...]:
     """The models that have a best checkpoint (the regressor is trained only where asked for)."""
     run = RunSettings.from_config(cfg, NAME)
-    return tuple(kind for kind in OBJECTIVES if all(p.exists() for p in run.members(kind)))
+    return tuple(kind for kind in OBJECTIVES if all(checkpoint_exists(p) for p in run.members(kind)))
 
 
 def validation_result(cfg, light_model, rt, val=None) -> SplitResult:

@@ -196,7 +196,7 @@ def read_event_files(paths: list[Path], labelled: bool = True) -> Events:
                   np.array(particles, dtype=object).astype(str), noise, digest=np.array(digests))
 
 
-def read_packed(path: Path, label_names: tuple[str, ...], labelled: bool = True) -> Events:
+def read_packed(path: Path, label_names: tuple[str, ...] | None, labelled: bool = True) -> Events:
     """A packed file: ``data``/``labels`` or ``data_test``/``labels_test``; label i is ``label_names[i]``.
 
     To predict (``labelled=False``) the frames alone are enough: every event's class is then "".
@@ -209,7 +209,7 @@ def read_packed(path: Path, label_names: tuple[str, ...], labelled: bool = True)
             raise DataError(f"{path}: expected arrays data/labels or data_test/labels_test, found {z.files}")
         data = _check_frames(path, _array(path, z, keys[0]), keys[0], 3)
         labels = None if keys[1] is None else np.asarray(_array(path, z, keys[1]))
-    if labels is None:
+    if labels is None or label_names is None:  # predicting a file no training file's label map names
         labels_text = np.full(len(data), "")
     elif labels.ndim != 1 or len(labels) != len(data):
         raise DataError(f"{path}: {keys[1]!r} has shape {labels.shape} for {len(data)} frames in {keys[0]!r}")
@@ -230,7 +230,7 @@ def read_packed(path: Path, label_names: tuple[str, ...], labelled: bool = True)
                   digest=np.array(digests))
 
 
-def read_events(source: str | Path, label_names: tuple[str, ...], labelled: bool = True) -> Events:
+def read_events(source: str | Path, label_names: tuple[str, ...] | None, labelled: bool = True) -> Events:
     """Events from a folder of per-event files, one per-event file, or one packed file.
 
     ``labelled=False`` (prediction) accepts per-event names without a ``_pdg_`` suffix (class "").
@@ -248,7 +248,18 @@ def read_events(source: str | Path, label_names: tuple[str, ...], labelled: bool
     return read_event_files([path], labelled) if per_event else read_packed(path, label_names, labelled)
 
 
-def concat(parts: list[Events]) -> Events:
+def concat(parts: list[Events], unique_frames: bool = False):
+    """One ``Events`` of ``parts``. With ``unique_frames``, an event whose frame (digest) was read from an
+    earlier part is left out, so that a frame in two files is kept once; returns (events, count left out)."""
+    repeated = 0
+    if unique_frames and all(p.digest is not None for p in parts):
+        seen, kept = set(), []
+        for part in parts:
+            keep = np.array([d not in seen for d in part.digest], dtype=bool)
+            seen.update(part.digest.tolist())
+            repeated += int((~keep).sum())
+            kept.append(part if keep.all() else part.subset(np.flatnonzero(keep)))
+        parts = kept
     ids = [i for p in parts for i in p.ids]
     seen = set()
     for i in ids:
@@ -256,6 +267,32 @@ def concat(parts: list[Events]) -> Events:
             raise DataError(f"event id {i!r} appears twice; ids (file names) must be unique")
         seen.add(i)
     digests = None if any(p.digest is None for p in parts) else np.concatenate([p.digest for p in parts])
-    return Events(ids, [t for p in parts for t in p.tracks], np.concatenate([p.boxes for p in parts]),
-                  np.concatenate([p.particle for p in parts]),
-                  [n for p in parts for n in p.noise], digest=digests)
+    events = Events(ids, [t for p in parts for t in p.tracks], np.concatenate([p.boxes for p in parts]),
+                    np.concatenate([p.particle for p in parts]),
+                    [n for p in parts for n in p.noise], digest=digests)
+    return (events, repeated) if unique_frames else events
+
+
+def check_labels(source: str | Path, label_names: tuple[str, ...] | None) -> None:
+    """Before any training: a packed training file's labels fit its label map; a per-file map names a packed
+    file. Reads the labels, not the frames."""
+    path = Path(source)
+    if path.is_dir():
+        if label_names:
+            raise DataError(f"{path}: a folder of per-event files, but damic.packed_labels gives it the label map "
+                            f"{','.join(label_names)}; leave its map empty (its classes are in the file names)")
+        return
+    with _open(path) as z:
+        if "energy" in z.files:
+            return  # a per-event file: the class is in its name
+        key = next((k for k in ("labels", "labels_test") if k in z.files), None)
+        if key is None:
+            raise DataError(f"{path}: neither a per-event file (energy) nor a packed file with labels "
+                            f"(data/labels); found {z.files}")
+        labels = np.asarray(_array(path, z, key))
+    if not label_names:
+        raise DataError(f"{path}: a packed file, but its damic.packed_labels map is empty")
+    if labels.size and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                        or labels.max() >= len(label_names)):
+        raise DataError(f"{path}: {key!r} holds values {np.unique(labels)[:10].tolist()}, but its "
+                        f"damic.packed_labels map names {len(label_names)} classes ({','.join(label_names)})")

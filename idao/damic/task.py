@@ -29,7 +29,7 @@ from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
 from .objective import TrackObjective, fit_feature_stats, fit_stats, fit_window
-from .io import CLASS_NAMES, Events, concat, read_events
+from .io import CLASS_NAMES, Events, check_labels, concat, read_events
 from .metrics import accuracy_by, classification_metrics, iou
 from .plots import TrackResult, plot_accuracy_vs, plot_confusion, plot_iou, plot_roc
 
@@ -81,13 +81,43 @@ def compat_settings(cfg) -> dict:
     return {"damic": {k: getattr(cfg.damic, k) for k in COMPAT_KEYS}}
 
 
+def label_maps(dcfg) -> list[tuple[str, ...]]:
+    """``damic.packed_labels``: the class of label value 0, 1, ... of the packed training files, either one list
+    for all of them or one per ``damic.train`` source, separated by ``;`` (``electron,muon;noise,electron``;
+    empty for a folder of per-event files)."""
+    maps = [tuple(split_list(m)) for m in str(dcfg.packed_labels).split(";")]
+    sources = split_list(dcfg.train)
+    if len(maps) > 1 and len(maps) != len(sources):
+        raise ConfigError(f"damic.packed_labels = {dcfg.packed_labels!r}: {len(maps)} label maps for "
+                          f"{len(sources)} damic.train sources; give one map, or one per source in their order")
+    unknown = sorted({c for m in maps for c in m} - set(CLASS_NAMES))
+    if unknown or not any(maps):
+        raise ConfigError(f"damic.packed_labels = {dcfg.packed_labels!r}: expected names of {CLASS_NAMES}"
+                          + (f", found {unknown}" if unknown else ""))
+    return maps
+
+
+def label_map(dcfg, source, training: bool) -> tuple[str, ...] | None:
+    """The label map of ``source``: a training source's own; a file to predict takes the map of the training
+    file of the same name, or the only map, or none (its labels, not needed to predict, are then ignored)."""
+    maps, sources = label_maps(dcfg), split_list(dcfg.train)
+    if len(maps) == 1:
+        return maps[0]
+    if training:
+        return maps[sources.index(source)]
+    return next((m for s, m in zip(sources, maps) if Path(s).name == Path(source).name and m), None)
+
+
 def load_events(text, dcfg, labelled: bool = True, classes: tuple[str, ...] | None = None,
                 verbose: bool = True) -> Events:
-    """All events of the comma-separated sources in ``text``; with ``classes``, only those (the rest counted)."""
-    parts = [read_events(s, names(dcfg.packed_labels, "packed_labels"), labelled) for s in split_list(text)]
+    """All events of the comma-separated sources in ``text``; with ``classes``, only those (the rest counted). A
+    frame read from an earlier source is left out of a later one (kept once, in the first)."""
+    parts = [read_events(s, label_map(dcfg, s, labelled), labelled) for s in split_list(text)]
     if not parts:
         raise ConfigError("no DAMIC data to read: damic.train / damic.test is empty")
-    events = concat(parts)
+    events, repeated = concat(parts, unique_frames=True)
+    if repeated and verbose:
+        print(f"{text}: {repeated} event frames already read from an earlier file left out (kept once)")
     if classes is None:
         return events
     events, dropped = events.select(classes)
@@ -99,15 +129,16 @@ def load_events(text, dcfg, labelled: bool = True, classes: tuple[str, ...] | No
     return events
 
 
-def ensure_data(dcfg) -> Path | None:
-    """With no data at ``damic.train`` and ``simulate_events`` > 0, simulate a train/ and test/ pair first."""
-    train = Path(split_list(dcfg.train)[0]) if split_list(dcfg.train) else None
+def ensure_data(dcfg, key: str = "train") -> Path | None:
+    """With no data at ``damic.train`` (``key``: or ``damic.test``) and ``simulate_events`` > 0, simulate a
+    train/ and test/ pair into its parent first."""
+    train = Path(split_list(getattr(dcfg, key))[0]) if split_list(getattr(dcfg, key)) else None
     if train is None or train.exists() or dcfg.simulate_events <= 0:
         return train
     from .simulate import simulate_dataset
 
     print(f"No DAMIC data at {train}: simulating {dcfg.simulate_events} events per class into {train.parent} "
-          f"(seed {dcfg.simulate_seed}). Set damic.train to use real data.")
+          f"(seed {dcfg.simulate_seed}). Set damic.{key} to use real data.")
     simulate_dataset(train.parent, dcfg.simulate_events, dcfg.simulate_seed)
     return train
 
@@ -386,7 +417,7 @@ def test_results(cfg, objective: TrackObjective) -> dict:
         raise DataError(f"{out}: columns {missing} missing; it was not written for classes {','.join(objective.classes)}")
     results = {}
     for source in split_list(cfg.damic.test):
-        events, _ = read_events(source, names(cfg.damic.packed_labels, "packed_labels"), labelled=False).select(objective.classes)
+        events, _ = read_events(source, label_map(cfg.damic, source, False), labelled=False).select(objective.classes)
         if len(events) == 0:
             continue  # unlabelled data
         rows = table.set_index("id").reindex(events.ids)
@@ -472,7 +503,7 @@ class DamicTask(TaskDefaults):
         check_rules(cfg, RULES, ("damic.model",))
         dcfg, mcfg = cfg.damic, model_section(cfg)
         classes = model_classes(dcfg)
-        names(dcfg.packed_labels, "packed_labels")
+        label_maps(dcfg)
         parse_window(dcfg.window, dcfg.bin)
         check_model(mcfg, "damic.model")
         if mcfg.model == TREES and any(cfg.is_set(f"damic.model.{k}") for k in ("epochs", "lr", "batch_size")):
@@ -490,6 +521,8 @@ class DamicTask(TaskDefaults):
         for source, key in [*((s, "damic.train") for s in split_list(dcfg.train)), *((s, "damic.test") for s in pseudo)]:
             if Path(source).exists() or dcfg.simulate_events <= 0:
                 check_readable(source, key)
+                if key == "damic.train":
+                    check_labels(source, label_map(dcfg, source, True))
 
     def check_generate(self, cfg) -> None:
         check_checkpoint(self.checkpoint(cfg))
@@ -504,6 +537,7 @@ class DamicTask(TaskDefaults):
             check_readable(source, "damic.train (report.py scores the data the model trained on)")
 
     ensure_data = staticmethod(lambda cfg: ensure_data(cfg.damic))
+    ensure_test_data = staticmethod(lambda cfg: ensure_data(cfg.damic, "test"))
     train = staticmethod(lambda cfg, only=None: train(cfg))  # one model: ``only`` can only name it
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from ..atomic import write_text
-from ..checkpoint import check_checkpoint
+from ..checkpoint import check_checkpoint, checkpoint_exists
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs, save_fitted
 from ..errors import DataError
@@ -117,7 +117,7 @@ def fit_classifier(cfg, data: PulseSet, train_idx, val_idx, rt, run: RunSettings
     val = data.subset(val_idx)
     predicted = EventClassObjective().predict(model(torch.from_numpy(x_val)).detach().numpy()).argmax(1)
     errors = {m: angular_error(baseline_directions(val, m), val.direction) for m in METHODS}
-    if run.path(MODEL, "best").exists():
+    if checkpoint_exists(run.path(MODEL, "best")):
         network, objective = load_model(cfg, rt, run)
         errors["model"] = angular_error(model_directions(network, objective, val, rt), val.direction)
     fallback = "model" if "model" in errors else "linefit"  # for a class no validation event is predicted as
@@ -160,7 +160,7 @@ def load_classifier(cfg, rt, run: RunSettings | None = None):
     """(model, objective) of the event classifier, or None where none was trained (real data, classify=false)."""
     run = run or RunSettings.from_config(cfg, NAME)
     paths = run.members(CLASSIFIER)
-    if not all(p.exists() for p in paths):
+    if not all(checkpoint_exists(p) for p in paths):
         return None
     return load_trained(paths, classifier_settings(cfg), {}, EventClassObjective, rt)
 

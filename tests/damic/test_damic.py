@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,44 @@ def test_copies_of_a_frame_stay_on_one_side_of_the_validation_split(tmp_path):
     singletons = np.arange(41)  # without copies, the grouped split is the plain one
     assert all((a == b).all() for a, b in zip(stratified_split(classes, 0.25, 3, singletons),
                                                stratified_split(classes, 0.25, 3)))
+
+
+def test_several_packed_files_each_with_its_own_label_map(tmp_path):
+    """The thesis' three-class run from two files labelled differently (electron,muon and noise,electron): every
+    event gets its file's class; a frame in both files is kept once; a file to predict needs no map."""
+    from idao.config import load_config
+    from idao.damic.task import TASK, load_events
+
+    rng = np.random.default_rng(0)
+    frames = rng.poisson(0.05, (12, 12, 12)).astype(float) * EV_PER_ELECTRON
+    mu = packed(tmp_path / "emu.npz", frames[:6], [0, 0, 0, 1, 1, 1])  # electron, muon
+    frames[6] = frames[0]  # the same electron frame in the second file
+    en = packed(tmp_path / "en.npz", frames[6:], [1, 1, 1, 0, 0, 0])  # noise, electron
+    cfg = load_config(overrides=["task.name=damic", f"damic.train={mu},{en}", "damic.classes=electron,muon,noise",
+                                 "damic.packed_labels=electron,muon;noise,electron"], echo=False)
+    TASK.check(cfg)
+    TASK.check_train(cfg)
+    ev = load_events(cfg.damic.train, cfg.damic, classes=("electron", "muon", "noise"))
+    assert ev.ids == [f"emu:{i}" for i in range(6)] + [f"en:{i}" for i in range(1, 6)]  # en:0 is emu:0
+    assert ev.particle.tolist() == ["electron"] * 3 + ["muon"] * 3 + ["electron"] * 2 + ["noise"] * 3
+    other = packed(tmp_path / "other.npz", frames[:2], [0, 5])  # no training file of that name: labels unused
+    assert load_events(str(other), cfg.damic, labelled=False).particle.tolist() == ["", ""]
+    assert load_events(str(en), cfg.damic, labelled=False).particle.tolist()[:2] == ["electron", "electron"]
+
+
+@pytest.mark.parametrize("labels, message", [
+    ("electron,muon;noise,electron;muon", "3 label maps for 2 damic.train sources"),
+    ("electron,muon;noise", "en.npz: 'labels' holds values \\[0, 1\\], but its damic.packed_labels map names 1"),
+    ("electron,muon;noise,pion", "expected names of"),
+])
+def test_a_bad_label_map_is_one_error_line_before_training(tmp_path, labels, message):
+    rng = np.random.default_rng(0)
+    frames = rng.poisson(0.05, (4, 12, 12)).astype(float) * EV_PER_ELECTRON
+    mu, en = packed(tmp_path / "emu.npz", frames, [0, 0, 1, 1]), packed(tmp_path / "en.npz", frames, [0, 0, 1, 1])
+    proc = run("train.py", "task.name=damic", f"damic.train={mu},{en}", "damic.classes=electron,muon,noise",
+               f"damic.packed_labels={labels}", f"train.checkpoint_dir={tmp_path / 'ck'}", check=False)
+    assert proc.returncode == 2 and re.search(message, proc.stderr), proc.stderr
+    assert proc.stderr.count("error:") == 1 and not (tmp_path / "ck" / "damic").exists()
 
 
 def test_per_event_reader_labels_from_pdg_suffix(tmp_path):
