@@ -30,6 +30,7 @@ from idao.jobs import run_job
 from idao.splits import copy_groups, fingerprint, stratified_split
 
 from common import publish  # benchmarks/common.py
+from damic_cv import noisy_file
 
 HOLDOUT_SEED = 20261204  # the held-out part's own seed: the same events for every train.seed
 
@@ -52,6 +53,18 @@ def headline(task: str, metrics: dict) -> dict:
             **{f"{k} error": v["mean_angular_error"] for k, v in metrics["test"].get("by_event_type", {}).items()}}
 
 
+def noise_label(path: Path, train: list[Path], overrides: list[str]) -> int | None:
+    """The label value of noise frames in held-out file ``path``, from the ``damic.packed_labels`` map of the
+    training file of its name."""
+    from idao.config import load_config
+    from idao.damic.task import label_map
+
+    cfg = load_config(overrides=["task.name=damic", f"damic.train={','.join(str(t) for t in train)}", *overrides],
+                      echo=False)
+    names = label_map(cfg.damic, str(path), training=False) or ()
+    return names.index("noise") if "noise" in names else None
+
+
 def split_packed(path: Path, fraction: float, work: Path) -> tuple[Path, Path]:
     """(training file, test file), ``work``/train/ and ``work``/test/ under the file's own name (so its label map
     applies to both): a stratified ``fraction`` of a packed .npz held out, copies kept together."""
@@ -67,8 +80,10 @@ def split_packed(path: Path, fraction: float, work: Path) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def one_run(task: str, folds: int, seed: int, work: Path, data: list[str], overrides: list[str]) -> dict:
-    """train, generate and report in ``work``; the test figures and the seconds of training and submission."""
+def one_run(task: str, folds: int, seed: int, work: Path, data: list[str], overrides: list[str],
+            noisy: str = "") -> dict:
+    """train, generate and report in ``work``; the test figures and the seconds of training and submission.
+    With ``noisy`` (DAMIC: test files with dark current added), those predicted and scored by the same models."""
     out = {"cygno": "cygno.output", "damic": "damic.output", "egamma": "egamma.output", "icecube": "icecube.output"}[task]
     keys = {"cygno": ("submission", "results_dir"), "damic": ("predictions", "results_dir"),
             "egamma": ("predictions", "results_dir"), "icecube": ("submission", "results_dir")}[task]
@@ -83,7 +98,14 @@ def one_run(task: str, folds: int, seed: int, work: Path, data: list[str], overr
     run_job("generate", args)
     t2 = time.time()
     metrics = run_job("report", args)
-    return dict(headline(task, metrics), train_s=t1 - t0, submit_s=t2 - t1)
+    row = dict(headline(task, metrics), train_s=t1 - t0, submit_s=t2 - t1)
+    if noisy:
+        again = [*args, f"damic.test={noisy}", f"{out}.{keys[0]}={work / 'noisy.csv'}", f"{out}.{keys[1]}={work / 'noisy'}"]
+        run_job("generate", again)
+        scores = headline(task, run_job("report", again))
+        row = {**{k: v for k, v in row.items() if not k.endswith("_s")}, **{f"noisy {k}": v for k, v in scores.items()},
+               "train_s": row["train_s"], "submit_s": row["submit_s"]}
+    return row
 
 
 def main() -> None:
@@ -94,6 +116,8 @@ def main() -> None:
     parser.add_argument("--packed", help="DAMIC: labelled packed .npz files (comma-separated; each with its "
                         "damic.packed_labels map) to split into training and test files")
     parser.add_argument("--holdout", type=float, default=0.2)
+    parser.add_argument("--noisy-test", action="store_true", help="DAMIC with --packed: also score the held-out "
+                        "files with dark current added to their track frames (the thesis' noisy data)")
     parser.add_argument("--data", default="", help="where the task's simulated data is made and kept (default: "
                         "a temporary folder, one dataset for every run)")
     parser.add_argument("--out")
@@ -105,22 +129,28 @@ def main() -> None:
             "damic": [f"damic.train={shared / 'damic' / 'train'}", f"damic.test={shared / 'damic' / 'test'}"],
             "egamma": [f"egamma.train={shared / 'egamma'}"],
             "icecube": [f"icecube.root={shared / 'icecube'}"]}[args.task]
-    source = "the task's simulator, default settings"
+    source, noisy = "the task's simulator, default settings", ""
     if args.packed:
         shared.mkdir(parents=True, exist_ok=True)
         parts = [split_packed(Path(f), args.holdout, shared) for f in args.packed.split(",")]
+        if args.noisy_test:  # same file names (each keeps its label map), in noisy/
+            (shared / "noisy").mkdir(exist_ok=True)
+            noisy = ",".join(str(noisy_file(t, shared / "noisy" / t.name,
+                                                           noise_label(t, [r for r, _ in parts], args.overrides)))
+                             for _, t in parts)
         data = [f"damic.train={','.join(str(t) for t, _ in parts)}", f"damic.test={','.join(str(t) for _, t in parts)}",
                 "damic.simulate_events=0"]
         source = f"`{args.packed}`, {args.holdout:.0%} held out as the test file (seed {HOLDOUT_SEED})"
     compare, rows = [int(k) for k in args.compare.split(",")], []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for folds in compare:
-            row = one_run(args.task, folds, seed, work / f"seed{seed}_folds{folds}", data, args.overrides)
+            row = one_run(args.task, folds, seed, work / f"seed{seed}_folds{folds}", data, args.overrides, noisy)
             rows.append(dict(seed=seed, folds=folds, **row))
             print(rows[-1], flush=True)
     names = [k for k in rows[0] if k not in ("seed", "folds", "train_s", "submit_s")]
     lines = [f"Command: `python benchmarks/folds.py --task {args.task} --seeds {args.seeds} --compare {args.compare}"
              + (f" --packed {args.packed} --holdout {args.holdout}" if args.packed else "")
+             + (" --noisy-test" if args.noisy_test else "")
              + (" " + " ".join(args.overrides) if args.overrides else "") + "`; 2 CPU cores.", "",
              f"Data: {source}. Test figures from each run's report, on test data no setting was chosen on.", "",
              "| seed | train.folds | " + " | ".join(names) + " | train s | submission s |",
