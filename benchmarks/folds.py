@@ -81,9 +81,10 @@ def split_packed(path: Path, fraction: float, work: Path) -> tuple[Path, Path]:
 
 
 def one_run(task: str, folds: int, seed: int, work: Path, data: list[str], overrides: list[str],
-            noisy: str = "") -> dict:
+            passes: dict[str, list[str]] | None = None) -> dict:
     """train, generate and report in ``work``; the test figures and the seconds of training and submission.
-    With ``noisy`` (DAMIC: test files with dark current added), those predicted and scored by the same models."""
+    ``passes`` (name -> overrides): more test data predicted and scored by the same models, e.g. DAMIC's files
+    with dark current added, or one file at a time with its class mix estimated (``damic.test_priors=auto``)."""
     out = {"cygno": "cygno.output", "damic": "damic.output", "egamma": "egamma.output", "icecube": "icecube.output"}[task]
     keys = {"cygno": ("submission", "results_dir"), "damic": ("predictions", "results_dir"),
             "egamma": ("predictions", "results_dir"), "icecube": ("submission", "results_dir")}[task]
@@ -98,14 +99,12 @@ def one_run(task: str, folds: int, seed: int, work: Path, data: list[str], overr
     run_job("generate", args)
     t2 = time.time()
     metrics = run_job("report", args)
-    row = dict(headline(task, metrics), train_s=t1 - t0, submit_s=t2 - t1)
-    if noisy:
-        again = [*args, f"damic.test={noisy}", f"{out}.{keys[0]}={work / 'noisy.csv'}", f"{out}.{keys[1]}={work / 'noisy'}"]
+    row = headline(task, metrics)
+    for k, (name, extra) in enumerate((passes or {}).items()):
+        again = [*args, *extra, f"{out}.{keys[0]}={work / f'pass{k}.csv'}", f"{out}.{keys[1]}={work / f'pass{k}'}"]
         run_job("generate", again)
-        scores = headline(task, run_job("report", again))
-        row = {**{k: v for k, v in row.items() if not k.endswith("_s")}, **{f"noisy {k}": v for k, v in scores.items()},
-               "train_s": row["train_s"], "submit_s": row["submit_s"]}
-    return row
+        row.update({f"{name} {key}": v for key, v in headline(task, run_job("report", again)).items()})
+    return dict(row, train_s=t1 - t0, submit_s=t2 - t1)
 
 
 def main() -> None:
@@ -118,6 +117,8 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--noisy-test", action="store_true", help="DAMIC with --packed: also score the held-out "
                         "files with dark current added to their track frames (the thesis' noisy data)")
+    parser.add_argument("--per-file-priors", action="store_true", help="DAMIC with several --packed files: also "
+                        "predict each held-out file alone with its class mix estimated (damic.test_priors=auto)")
     parser.add_argument("--data", default="", help="where the task's simulated data is made and kept (default: "
                         "a temporary folder, one dataset for every run)")
     parser.add_argument("--out")
@@ -129,28 +130,30 @@ def main() -> None:
             "damic": [f"damic.train={shared / 'damic' / 'train'}", f"damic.test={shared / 'damic' / 'test'}"],
             "egamma": [f"egamma.train={shared / 'egamma'}"],
             "icecube": [f"icecube.root={shared / 'icecube'}"]}[args.task]
-    source, noisy = "the task's simulator, default settings", ""
+    source, passes = "the task's simulator, default settings", {}
     if args.packed:
         shared.mkdir(parents=True, exist_ok=True)
         parts = [split_packed(Path(f), args.holdout, shared) for f in args.packed.split(",")]
         if args.noisy_test:  # same file names (each keeps its label map), in noisy/
             (shared / "noisy").mkdir(exist_ok=True)
-            noisy = ",".join(str(noisy_file(t, shared / "noisy" / t.name,
-                                                           noise_label(t, [r for r, _ in parts], args.overrides)))
-                             for _, t in parts)
+            noisy = [noisy_file(t, shared / "noisy" / t.name, noise_label(t, [r for r, _ in parts], args.overrides))
+                     for _, t in parts]
+            passes["noisy"] = [f"damic.test={','.join(str(n) for n in noisy)}"]
+        if args.per_file_priors:
+            passes.update({f"{t.stem} alone, priors auto,": [f"damic.test={t}", "damic.test_priors=auto"] for _, t in parts})
         data = [f"damic.train={','.join(str(t) for t, _ in parts)}", f"damic.test={','.join(str(t) for _, t in parts)}",
                 "damic.simulate_events=0"]
         source = f"`{args.packed}`, {args.holdout:.0%} held out as the test file (seed {HOLDOUT_SEED})"
     compare, rows = [int(k) for k in args.compare.split(",")], []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for folds in compare:
-            row = one_run(args.task, folds, seed, work / f"seed{seed}_folds{folds}", data, args.overrides, noisy)
+            row = one_run(args.task, folds, seed, work / f"seed{seed}_folds{folds}", data, args.overrides, passes)
             rows.append(dict(seed=seed, folds=folds, **row))
             print(rows[-1], flush=True)
     names = [k for k in rows[0] if k not in ("seed", "folds", "train_s", "submit_s")]
     lines = [f"Command: `python benchmarks/folds.py --task {args.task} --seeds {args.seeds} --compare {args.compare}"
              + (f" --packed {args.packed} --holdout {args.holdout}" if args.packed else "")
-             + (" --noisy-test" if args.noisy_test else "")
+             + (" --noisy-test" if args.noisy_test else "") + (" --per-file-priors" if args.per_file_priors else "")
              + (" " + " ".join(args.overrides) if args.overrides else "") + "`; 2 CPU cores.", "",
              f"Data: {source}. Test figures from each run's report, on test data no setting was chosen on.", "",
              "| seed | train.folds | " + " | ".join(names) + " | train s | submission s |",

@@ -279,6 +279,21 @@ def tensorboard_writer(run: RunSettings, name: str, first_epoch: int, main: bool
     return SummaryWriter(str(run.checkpoint_dir / "tensorboard" / name), purge_step=first_epoch)
 
 
+EXAMPLES = 6  # validation items drawn in TensorBoard each epoch, for objectives that can show them
+
+
+def log_examples(writer, model, objective, val_set, rt: Runtime, epoch: int) -> None:
+    """The first validation items as one figure, each captioned with the model's prediction and its truth
+    (objectives with ``examples``: CYGNO crops, DAMIC windows), to see what the network gets wrong as it trains."""
+    if writer is None or not hasattr(objective, "examples") or len(val_set) == 0:
+        return
+    from .reporting import example_grid  # matplotlib: loaded only by runs that log
+
+    idx = np.arange(min(EXAMPLES, len(val_set)))
+    predicted = objective.predict(predict_outputs(unwrap(model), objective, val_set, rt, idx))
+    writer.add_figure("validation examples", example_grid(*objective.examples(val_set, idx, predicted)), epoch)
+
+
 def log_epoch(writer, row: dict) -> None:
     """One history row (``train_loss``, ``val_metric``, ``lr``, the objective's scores) as scalars at its epoch."""
     if writer is not None:
@@ -344,6 +359,7 @@ def fit(name: str, settings: ModelSettings, objective, train_set, val_set, rt: R
                    lr=optimizer.param_groups[0]["lr"], seconds=round(seconds, 2))
         history.append({**scores, **row})  # train_loss is the engine's own
         log_epoch(writer, history[-1])
+        log_examples(writer, model, objective, val_set, rt, epoch)
         log(f"{name} epoch {epoch + 1}/{settings.epochs}: loss {loss:.4f}  val {objective.metric_name} {metric:.4f}"
             f"{'  *best*' if improved else ''}  ({seconds:.1f}s, {len(train_set) / seconds:.0f} img/s)")
         if main:

@@ -33,6 +33,16 @@ def grid(n: int, size=4.2):
     return fig, axes[0]
 
 
+def example_grid(images: np.ndarray, captions: list[str]):
+    """A row of images (N, H, W) with a caption under each (prediction and truth): a figure."""
+    fig, axes = grid(len(images), size=2.2)
+    for ax, image, caption in zip(axes, images, captions):
+        ax.imshow(image, cmap="viridis")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_xlabel(caption, fontsize=8)
+    return fig
+
+
 def confusion_panel(ax, counts: np.ndarray, rows, cols, title: str, fontsize: int = 9) -> None:
     """Counts per (true row, predicted column), written in the cells; colours normalised per true class (row)."""
     share = counts / np.maximum(counts.sum(1, keepdims=True), 1)

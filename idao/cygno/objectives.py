@@ -49,6 +49,11 @@ class CropObjective:
             x = augment(x, draws[:, 0].long())
         return scale_light(x, draws[:, 1].float(), self.light_min, self.light_max, self.bin)
 
+    def examples(self, data: CropSet, idx, pred: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Crops captioned with the prediction (``caption``) and the truth, for TensorBoard."""
+        return data.images[idx], [f"{self.caption(p)}\ntrue {data.particle[i]} {data.energy[i]} keV"
+                                  for p, i in zip(pred, idx)]
+
     def test_views(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Symmetries ``first_view`` to ``views`` - 1 of the square (identity, the 90-degree turns, the flips)."""
         turns = {k: torch.rot90(x, k % 4, dims=(2, 3)) for k in range(self.first_view, self.views)}
@@ -74,6 +79,9 @@ class Classifier(CropObjective):
     def predict(self, out: np.ndarray) -> np.ndarray:
         """Logits -> ER probability."""
         return expit(out)
+
+    def caption(self, p: float) -> str:
+        return f"ER {p:.2f}"
 
     def metric(self, pred: np.ndarray, data: CropSet) -> float:
         return roc_auc(data.is_er, pred)
@@ -104,6 +112,9 @@ class Regressor(CropObjective):
     def predict(self, out: np.ndarray) -> np.ndarray:
         """Outputs -> keV (log target clipped to 0.05-400 keV)."""
         return np.exp(np.clip(out, -3.0, 6.0)) if self.target == "log" else out
+
+    def caption(self, p: float) -> str:
+        return f"{p:.1f} keV"
 
     def metric(self, pred: np.ndarray, data: CropSet) -> float:
         return mae(data.energy, pred)

@@ -273,18 +273,21 @@ def concat(parts: list[Events], unique_frames: bool = False):
     return (events, repeated) if unique_frames else events
 
 
-def check_labels(source: str | Path, label_names: tuple[str, ...] | None) -> None:
-    """Before any training: a packed training file's labels fit its label map; a per-file map names a packed
-    file. Reads the labels, not the frames."""
+def check_labels(source: str | Path, label_names: tuple[str, ...] | None, per_file: bool) -> None:
+    """Before any training: a packed training file's labels fit its label map; a map given to this source alone
+    (``per_file``) names a packed file. Reads the labels, not the frames."""
     path = Path(source)
     if path.is_dir():
-        if label_names:
+        if label_names and per_file:
             raise DataError(f"{path}: a folder of per-event files, but damic.packed_labels gives it the label map "
                             f"{','.join(label_names)}; leave its map empty (its classes are in the file names)")
         return
     with _open(path) as z:
         if "energy" in z.files:
-            return  # a per-event file: the class is in its name
+            if label_names and per_file:
+                raise DataError(f"{path}: a per-event file, but damic.packed_labels gives it the label map "
+                                f"{','.join(label_names)}; leave its map empty (its class is in the file name)")
+            return
         key = next((k for k in ("labels", "labels_test") if k in z.files), None)
         if key is None:
             raise DataError(f"{path}: neither a per-event file (energy) nor a packed file with labels "

@@ -168,6 +168,13 @@ class TrackObjective:
         n = len(self.classes)
         return np.concatenate([softmax(out[:, :n], axis=1), self.decode(out[:, n:])], axis=1)
 
+    def examples(self, data: Events, idx, pred: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Windows (log of the charge, as the network sees them) captioned with the predicted and true class."""
+        n = len(self.classes)
+        captions = [f"{self.classes[int(p[:n].argmax())]} {p[:n].max():.2f}\ntrue {data.particle[i]}"
+                    for p, i in zip(pred, idx)]
+        return np.log1p(self.raw_windows(data, idx) / EV_PER_ELECTRON), captions
+
     def metric(self, pred: np.ndarray, data: Events) -> float:
         """Validation log-loss of the class probabilities: it picks the best epoch and drives early stopping.
 

@@ -522,7 +522,7 @@ class DamicTask(TaskDefaults):
             if Path(source).exists() or dcfg.simulate_events <= 0:
                 check_readable(source, key)
                 if key == "damic.train":
-                    check_labels(source, label_map(dcfg, source, True))
+                    check_labels(source, label_map(dcfg, source, True), len(label_maps(dcfg)) > 1)
 
     def check_generate(self, cfg) -> None:
         check_checkpoint(self.checkpoint(cfg))

@@ -126,6 +126,18 @@ def test_report_files(pipeline):
 
 
 @pytest.mark.xdist_group("cygno_pipeline")
+def test_tensorboard_shows_every_epoch_and_validation_examples(pipeline):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    work, _ = pipeline
+    events = EventAccumulator(str(work / "ck" / "cygno" / "tensorboard" / "classifier"), size_guidance={"images": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("val_metric")] == list(range(12))  # 12 epochs, once each
+    assert {"train_loss", "lr", "val_metric"} <= set(events.Tags()["scalars"])
+    assert len(events.Images("validation examples")) == 12  # the crops with their ER score and truth, per epoch
+
+
+@pytest.mark.xdist_group("cygno_pipeline")
 def test_onnx_export_matches_pytorch(pipeline, tiny_dataset):
     work, _ = pipeline
     exported = check_onnx_export(overrides(tiny_dataset, work) + [f"export.dir={work / 'exports'}"])

@@ -347,6 +347,14 @@ def test_onnx_export_matches_pytorch(damic_run):
     assert set(check_onnx_export([*args, f"export.dir={work / 'exports'}"])) == {"track"}
 
 
+def test_tensorboard_draws_validation_windows_with_their_predictions(damic_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(damic_run[0] / "ck" / "damic" / "tensorboard" / "track"), size_guidance={"images": 0})
+    events.Reload()
+    assert len(events.Images("validation examples")) == len(events.Scalars("val_metric")) == 8  # one per epoch
+
+
 def test_checkpoint_holds_the_training_statistics(damic_run):
     work, _, args, _ = damic_run
     state = load_checkpoint(work / "ck" / "damic" / "track_best.pt")
