@@ -20,6 +20,7 @@ a frame kept together, its own seed) is written as a test file, the rest as a tr
 from __future__ import annotations
 
 import argparse
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -154,7 +155,7 @@ def main() -> None:
     lines = [f"Command: `python benchmarks/folds.py --task {args.task} --seeds {args.seeds} --compare {args.compare}"
              + (f" --packed {args.packed} --holdout {args.holdout}" if args.packed else "")
              + (" --noisy-test" if args.noisy_test else "") + (" --per-file-priors" if args.per_file_priors else "")
-             + (" " + " ".join(args.overrides) if args.overrides else "") + "`; 2 CPU cores.", "",
+             + (" " + shlex.join(args.overrides) if args.overrides else "") + "`; 2 CPU cores.", "",
              f"Data: {source}. Test figures from each run's report, on test data no setting was chosen on.", "",
              "| seed | train.folds | " + " | ".join(names) + " | train s | submission s |",
              "|---:|---:|" + "---:|" * (len(names) + 2)]

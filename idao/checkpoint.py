@@ -38,8 +38,26 @@ def safe_pair(path: str | Path) -> tuple[Path, Path]:
     return path.with_suffix(".safetensors"), path.with_suffix(".json")
 
 
+def is_shipped(path: str | Path) -> bool:
+    """Checkpoint ``path`` is a shipped pair (no ``.pt`` of a training of one's own)."""
+    return not Path(path).exists() and all(p.exists() for p in safe_pair(path))
+
+
 def checkpoint_exists(path: str | Path) -> bool:
-    return Path(path).exists() or all(p.exists() for p in safe_pair(path))
+    return Path(path).exists() or is_shipped(path)
+
+
+SHIPPED = ("*_best.safetensors", "*_best.json", "*_model_card.md")  # what idao-ship leaves in a folder
+
+
+def retire_shipped(folder: Path) -> None:
+    """Before a training writes into ``folder``: its shipped models go, all of them, so that a submission never
+    mixes a retrained model with a shipped one (a shipped classifier beside a new light model)."""
+    shipped = [p for pattern in SHIPPED for p in Path(folder).glob(pattern)]
+    if shipped:
+        print(f"train.py replaces the shipped models in {folder} (`git checkout {folder}` brings them back)")
+    for path in shipped:
+        path.unlink(missing_ok=True)
 
 
 def save_safe(state: dict, path: str | Path) -> tuple[Path, Path]:
@@ -66,7 +84,7 @@ def load_safe(path: str | Path) -> dict:
 
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
-    if not path.exists() and checkpoint_exists(path):
+    if is_shipped(path):
         return load_safe(path)
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint not found; run train.py first (or check train.checkpoint_dir)")
@@ -109,7 +127,7 @@ def load_weights(model: torch.nn.Module, state: dict, path: str | Path) -> None:
 
 def check_checkpoint(path: str | Path) -> Path:
     """A checkpoint a job needs, present and readable (checked before any work): the ``.pt``, or the shipped pair."""
-    if not Path(path).exists() and checkpoint_exists(path):
+    if is_shipped(path):
         for part in safe_pair(path):
             check_readable(part, "train.checkpoint_dir", "shipped model")
         return Path(path)

@@ -4,7 +4,7 @@ Each task hands over its models with one batch of real inputs (``task.export_mod
 ``<export.dir>/<task>/<model>.onnx`` with a dynamic batch axis (and IceCube's pulse axis), checked on that
 batch with ONNX Runtime against PyTorch before anything is written. Beside it, ``<model>.json`` holds what is
 not tensor maths (the objective: crop, bin, window, standardisation, classes..., and the task's data
-settings) and ``model_card.md`` says what the model was trained on and how well it did.
+settings) and ``<model>_model_card.md`` says what the model was trained on and how well it did.
 """
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path, write_text
+from .atomic import atomic_path
 from .cards import model_card
 from .checkpoint import load_checkpoint
 from .errors import DataError
 from .runtime import make_runtime
+from .splits import fold_index
 
 TOLERANCE = 1e-4  # max abs difference between ONNX Runtime's and PyTorch's raw outputs
 
@@ -97,11 +98,12 @@ def to_onnx(model: torch.nn.Module, example, items: tuple[str, ...] = ()) -> tup
     for dynamo in (False, True):
         try:
             onnx = export_graph(model, names, tensors, items, dynamo)
-        except (torch.onnx.errors.UnsupportedOperatorError, torch.onnx.errors.SymbolicValueError) as e:
+        except (torch.onnx.errors.UnsupportedOperatorError, torch.onnx.errors.SymbolicValueError,
+                torch.onnx.OnnxExporterError) as e:
             failures.append(f"{'dynamo' if dynamo else 'TorchScript'} exporter: {str(e).splitlines()[0]}")
             continue
         difference = max(check_with_onnxruntime(onnx, names, model, x) for x in (tensors, resized(example, items)))
-        if difference <= TOLERANCE:
+        if difference <= TOLERANCE:  # NaN is not: check_with_onnxruntime gives inf for it
             return onnx, names, difference
         failures.append(f"{'dynamo' if dynamo else 'TorchScript'} exporter: ONNX Runtime differs from PyTorch "
                         f"by {difference:.3g} (> {TOLERANCE})")
@@ -121,7 +123,9 @@ def check_with_onnxruntime(onnx: bytes, names: list[str], model: torch.nn.Module
         got = session.run(None, {n: t.numpy() for n, t in zip(names, tensors)})[0]
     except Exception:  # onnxruntime's own error types: the graph does not hold at this size
         return float("inf")
-    return float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
+    if got.shape != expected.shape or not np.isfinite(got).all() or not np.isfinite(expected).all():
+        return float("inf")
+    return float(np.abs(got - expected).max())
 
 
 def jsonable(value):
@@ -130,28 +134,31 @@ def jsonable(value):
 
 
 def export(task, cfg) -> list[Path]:
-    """Every model ``task.export_models`` hands over, as ``.onnx`` + ``.json`` + ``model_card.md``."""
+    """Every model ``task.export_models`` hands over, as ``.onnx`` + ``.json`` + ``<model>_model_card.md`` in
+    ``<export.dir>/<task>/`` (``fold<k>/`` for ``train.fold = k``). All are exported and checked before any
+    file is written: a failing model leaves the folder as it was."""
     rt = dataclasses.replace(make_runtime(cfg.train), device=torch.device("cpu"))
     folder = Path(cfg.export.dir) / task.name
-    written = []
+    if fold_index(cfg.train) is not None:
+        folder = folder / f"fold{fold_index(cfg.train)}"
+    files, lines = {}, []
     for name, item in task.export_models(cfg, rt).items():
-        model, objective, example = item.model, item.objective, item.example
         try:
-            onnx, names, difference = to_onnx(model, example, getattr(objective, "item_inputs", ()))
+            onnx, names, difference = to_onnx(item.model, item.example, getattr(item.objective, "item_inputs", ()))
         except DataError as e:
             raise DataError(f"{name}: {e}") from None
-        preprocessing = dict(inputs=names, objective=dataclasses.asdict(objective), **item.extra,
+        preprocessing = dict(inputs=names, objective=dataclasses.asdict(item.objective), **item.extra,
                              task_settings=cfg.as_dict()[task.name],
                              output="raw; the objective's predict() turns it into the prediction")
-        with atomic_path(folder / f"{name}.onnx") as tmp:
-            tmp.write_bytes(onnx)
-        write_text(folder / f"{name}.json", json.dumps(preprocessing, indent=1, default=jsonable))
+        text = json.dumps(preprocessing, indent=1, default=jsonable)
         card = model_card(task.name, name, load_checkpoint(item.checkpoint), {
-            "Preprocessing": [f"`{name}.json`:", "", "```json", json.dumps(preprocessing, indent=1, default=jsonable),
-                              "```"],
+            "Preprocessing": [f"`{name}.json`:", "", "```json", text, "```"],
             "Checks": [f"ONNX Runtime matches PyTorch to {difference:.2e} (max abs) on a batch of validation inputs "
                        "and on a resized copy"]})
-        write_text(folder / f"{name}_model_card.md", card)
-        print(f"exported {name}: {folder / (name + '.onnx')} (ONNX Runtime within {difference:.1e} of PyTorch)")
-        written.append(folder / f"{name}.onnx")
-    return written
+        files.update({f"{name}.onnx": onnx, f"{name}.json": text, f"{name}_model_card.md": card})
+        lines.append(f"exported {name}: {folder / (name + '.onnx')} (ONNX Runtime within {difference:.1e} of PyTorch)")
+    for file, content in files.items():  # each atomically
+        with atomic_path(folder / file) as tmp:
+            tmp.write_bytes(content if isinstance(content, bytes) else content.encode())
+    print("\n".join(lines))
+    return [folder / f for f in files if f.endswith(".onnx")]

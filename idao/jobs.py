@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_csv, write_text
-from .checkpoint import check_checkpoint, checkpoint_exists, load_checkpoint
+from .checkpoint import check_checkpoint, checkpoint_exists, is_shipped, load_checkpoint, retire_shipped
 from .engine import RunSettings
 from .errors import ConfigError, DataError
 from .reporting import write_report
@@ -64,7 +64,7 @@ def prepare(task: Task, cfg, job: str):
     if job == "export":
         check_checkpoint(task.checkpoint(cfg))
     else:
-        if job == "generate" and checkpoint_exists(task.checkpoint(cfg)):
+        if job == "generate" and is_shipped(task.checkpoint(cfg)):
             task.ensure_test_data(cfg)  # a fresh clone: the shipped models predict simulated data, as train does
         {"train": task.check_train, "generate": task.check_generate, "report": task.check_report}[job](cfg)
     return cfg
@@ -79,6 +79,7 @@ def run(task: Task, cfg, job: str, only: str | None = None):
                           "need; drop --only")
     cfg = prepare(task, cfg, job)
     if job == "train":
+        retire_shipped(RunSettings.from_config(cfg, task.name).top_dir)
         return pseudo_label(task, cfg, only) if cfg.train.pseudo_label > 0 else train_round(task, cfg, only)
     if job == "export":
         from .export import export  # onnx and onnxruntime load only for this job

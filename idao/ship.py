@@ -56,9 +56,9 @@ def ship(folder: Path, rebuild: str, scores: str) -> list[Path]:
         task = state["config"]["task"]["name"]
         write_text(folder / f"{name}_model_card.md", model_card(task, name, state, {
             "Files": [f"`{safe_pair(path)[0].name}` (weights) and `{safe_pair(path)[1].name}` (config, objective, "
-                      "history, provenance): no pickle, nothing that runs code on load. A retrain writes "
-                      f"`{path.name}` here, which idao then uses instead; delete it (or `git checkout "
-                      f"{folder}`) to get this model back."],
+                      "history, provenance): no pickle, nothing that runs code on load. A training into this folder "
+                      "removes every shipped model in it first (never a mix of shipped and retrained models); "
+                      f"`rm {folder}/*.pt && git checkout {folder}` brings them back."],
             "Rebuild": ["```bash", rebuild, "idao-ship " + str(folder) + " --rebuild '...' --scores '...'", "```"],
             "Held-out scores": [scores or "(not given)"]}))
         written.append(safe_pair(path)[0])

@@ -47,8 +47,8 @@ class BoostedTrees(torch.nn.Module):
         below has a fixed length and exports to ONNX (where the trees are constants of the graph)."""
         with warnings.catch_warnings():  # the tracer's "converted to a Python value": constant by design
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            frontier, steps = self.root.numpy(), 0
-            leaf, left, right = self.leaf.numpy(), self.left.numpy(), self.right.numpy()
+            frontier, steps = self.root.cpu().numpy(), 0
+            leaf, left, right = self.leaf.cpu().numpy(), self.left.cpu().numpy(), self.right.cpu().numpy()
         while frontier.size and not leaf[frontier].all():
             inner = frontier[~leaf[frontier]]
             frontier, steps = np.concatenate([left[inner], right[inner]]), steps + 1

@@ -19,7 +19,7 @@ from ..errors import DataError
 from ..export import Exportable
 from ..reporting import load_histories, plot_learning_curves
 from ..tasks import Report
-from .dataset import read_labels
+from .dataset import check_root, read_labels
 from .data import INPUT_OFFSET, INPUT_SCALE
 from .images import IMAGE_SIZE, PEDESTAL
 from .light import LIGHT_MODEL_FILE
@@ -71,9 +71,11 @@ def validation_predictions(cfg, rt) -> pd.DataFrame:
 def export_models(cfg, rt) -> dict:
     """The trained networks for ``idao-export``, with a batch of validation crops' inputs; the light decode (a
     table of numbers, ``light.json`` beside the checkpoints) goes into their JSON."""
-    _, crops, _, val_idx = prepare(cfg, rt)
+    check_root(cfg.cygno.root)  # its training crops give the example inputs: never simulated here
     run = RunSettings.from_config(cfg, NAME)
+    load_light_model(cfg)  # checked: present and readable
     decode = json.loads((run.checkpoint_dir / LIGHT_MODEL_FILE).read_text())
+    _, crops, _, val_idx = prepare(cfg, rt)
     image = dict(size=IMAGE_SIZE, pedestal=PEDESTAL, crop=cfg.cygno.crop, crop_mode=cfg.cygno.crop_mode,
                  subtract_pedestal=cfg.cygno.pedestal, offset=INPUT_OFFSET, scale=INPUT_SCALE,
                  steps="pedestal: each column minus its median (whole column) plus `pedestal`, clipped to 0-255; "

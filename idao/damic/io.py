@@ -248,18 +248,21 @@ def read_events(source: str | Path, label_names: tuple[str, ...] | None, labelle
     return read_event_files([path], labelled) if per_event else read_packed(path, label_names, labelled)
 
 
-def concat(parts: list[Events], unique_frames: bool = False):
-    """One ``Events`` of ``parts``. With ``unique_frames``, an event whose frame (digest) was read from an
-    earlier part is left out, so that a frame in two files is kept once; returns (events, count left out)."""
-    repeated = 0
-    if unique_frames and all(p.digest is not None for p in parts):
-        seen, kept = set(), []
-        for part in parts:
-            keep = np.array([d not in seen for d in part.digest], dtype=bool)
-            seen.update(part.digest.tolist())
-            repeated += int((~keep).sum())
-            kept.append(part if keep.all() else part.subset(np.flatnonzero(keep)))
-        parts = kept
+def drop_repeated_frames(parts: list[Events]) -> tuple[list[Events], int]:
+    """``parts`` without the events whose frame (digest) an earlier part holds, so that a frame in two training
+    files is kept once; and how many were left out. Copies within one part stay (``copies`` groups them)."""
+    if any(p.digest is None for p in parts):
+        return parts, 0
+    seen, kept, repeated = set(), [], 0
+    for part in parts:
+        keep = np.array([d not in seen for d in part.digest], dtype=bool)
+        seen.update(part.digest.tolist())
+        repeated += int((~keep).sum())
+        kept.append(part if keep.all() else part.subset(np.flatnonzero(keep)))
+    return kept, repeated
+
+
+def concat(parts: list[Events]) -> Events:
     ids = [i for p in parts for i in p.ids]
     seen = set()
     for i in ids:
@@ -267,10 +270,9 @@ def concat(parts: list[Events], unique_frames: bool = False):
             raise DataError(f"event id {i!r} appears twice; ids (file names) must be unique")
         seen.add(i)
     digests = None if any(p.digest is None for p in parts) else np.concatenate([p.digest for p in parts])
-    events = Events(ids, [t for p in parts for t in p.tracks], np.concatenate([p.boxes for p in parts]),
-                    np.concatenate([p.particle for p in parts]),
-                    [n for p in parts for n in p.noise], digest=digests)
-    return (events, repeated) if unique_frames else events
+    return Events(ids, [t for p in parts for t in p.tracks], np.concatenate([p.boxes for p in parts]),
+                  np.concatenate([p.particle for p in parts]),
+                  [n for p in parts for n in p.noise], digest=digests)
 
 
 def check_labels(source: str | Path, label_names: tuple[str, ...] | None, per_file: bool) -> None:

@@ -29,7 +29,7 @@ from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
 from .objective import TrackObjective, fit_feature_stats, fit_stats, fit_window
-from .io import CLASS_NAMES, Events, check_labels, concat, read_events
+from .io import CLASS_NAMES, Events, check_labels, concat, drop_repeated_frames, read_events
 from .metrics import accuracy_by, classification_metrics, iou
 from .plots import TrackResult, plot_accuracy_vs, plot_confusion, plot_iou, plot_roc
 
@@ -98,26 +98,31 @@ def label_maps(dcfg) -> list[tuple[str, ...]]:
 
 
 def label_map(dcfg, source, training: bool) -> tuple[str, ...] | None:
-    """The label map of ``source``: a training source's own; a file to predict takes the map of the training
-    file of the same name, or the only map, or none (its labels, not needed to predict, are then ignored)."""
+    """The label map of ``source``: a training source's own; a file to predict takes the map of that training
+    file, else of the one training file of its name, or the only map; else none (its labels, not needed to
+    predict, are then not scored)."""
     maps, sources = label_maps(dcfg), split_list(dcfg.train)
     if len(maps) == 1:
         return maps[0]
-    if training:
+    if training or source in sources:
         return maps[sources.index(source)]
-    return next((m for s, m in zip(sources, maps) if Path(s).name == Path(source).name and m), None)
+    named = [m for s, m in zip(sources, maps) if Path(s).name == Path(source).name and m]
+    return named[0] if len(named) == 1 else None
 
 
 def load_events(text, dcfg, labelled: bool = True, classes: tuple[str, ...] | None = None,
                 verbose: bool = True) -> Events:
-    """All events of the comma-separated sources in ``text``; with ``classes``, only those (the rest counted). A
-    frame read from an earlier source is left out of a later one (kept once, in the first)."""
+    """All events of the comma-separated sources in ``text``; with ``classes``, only those (the rest counted). In
+    training data (``labelled``) a frame read from an earlier source is left out of a later one (kept once); every
+    event to predict is predicted."""
     parts = [read_events(s, label_map(dcfg, s, labelled), labelled) for s in split_list(text)]
     if not parts:
         raise ConfigError("no DAMIC data to read: damic.train / damic.test is empty")
-    events, repeated = concat(parts, unique_frames=True)
-    if repeated and verbose:
-        print(f"{text}: {repeated} event frames already read from an earlier file left out (kept once)")
+    if labelled:
+        parts, repeated = drop_repeated_frames(parts)
+        if repeated and verbose:
+            print(f"{text}: {repeated} event frames already read from an earlier file left out (kept once)")
+    events = concat(parts)
     if classes is None:
         return events
     events, dropped = events.select(classes)

@@ -6,10 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from safetensors.torch import load_file, save_file
 
+from idao.cygno.dataset import read_labels
+from idao.cygno.metrics import roc_auc
+from idao.metrics import binary_auc
 from conftest import ROOT, run
 
 SHIPPED = sorted({p.parent for p in (ROOT / "checkpoints").glob("**/*_best.safetensors")})
@@ -56,6 +60,11 @@ def test_a_shipped_model_predicts_without_training(folder, tmp_path, tiny_datase
         cwd=tmp_path)
     table = pd.read_csv(out)
     assert len(table) > 0 and table.notna().all().all()
+    if folder.name == "cygno":  # the shipped model still knows ER from NR on today's simulator
+        truth = read_labels(tiny_dataset)
+        assert roc_auc(np.array([truth[i][0] == "ER" for i in table["id"]]), table["classification_predictions"]) > 0.9
+    if folder.name == "egamma":
+        assert binary_auc(table["id"].str.startswith("SingleElectron").to_numpy(), table["p_electron"].to_numpy()) > 0.6
     for card in folder.glob("*_best.safetensors"):
         text = (folder / card.name.replace("_best.safetensors", "_model_card.md")).read_text()
         assert "## Rebuild" in text and "python train.py" in text and "## Held-out scores" in text

@@ -135,7 +135,11 @@ def test_several_packed_files_each_with_its_own_label_map(tmp_path):
     assert ev.particle.tolist() == ["electron"] * 3 + ["muon"] * 3 + ["electron"] * 2 + ["noise"] * 3
     other = packed(tmp_path / "other.npz", frames[:2], [0, 5])  # no training file of that name: labels unused
     assert load_events(str(other), cfg.damic, labelled=False).particle.tolist() == ["", ""]
-    assert load_events(str(en), cfg.damic, labelled=False).particle.tolist()[:2] == ["electron", "electron"]
+    (tmp_path / "held_out").mkdir()
+    held_out = packed(tmp_path / "held_out" / "en.npz", frames[6:8], [1, 0])  # en.npz's map, by its name
+    predicted = load_events(f"{other},{held_out}", cfg.damic, labelled=False)  # a frame in both: each predicted
+    assert predicted.ids == ["other:0", "other:1", "en:0", "en:1"]
+    assert predicted.particle.tolist() == ["", "", "electron", "noise"]
 
 
 @pytest.mark.parametrize("labels, message", [
