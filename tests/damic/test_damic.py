@@ -324,6 +324,7 @@ def damic_run(tmp_path_factory):
     return work, sim, args, out
 
 
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_damic_scripts_end_to_end(damic_run):
     work, sim, _, out = damic_run
     pred = pd.read_csv(work / "res" / "pred.csv", dtype={"id": str})
@@ -346,11 +347,13 @@ def test_damic_scripts_end_to_end(damic_run):
     assert "name = damic" in (work / "res" / "config.ini").read_text()
 
 
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_onnx_export_matches_pytorch(damic_run):
     work, _, args, _ = damic_run
     assert set(check_onnx_export([*args, f"export.dir={work / 'exports'}"])) == {"track"}
 
 
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_tensorboard_draws_validation_windows_with_their_predictions(damic_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -359,6 +362,7 @@ def test_tensorboard_draws_validation_windows_with_their_predictions(damic_run):
     assert len(events.Images("validation examples")) == len(events.Scalars("val_metric")) == 8  # one per epoch
 
 
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_checkpoint_holds_the_training_statistics(damic_run):
     work, _, args, _ = damic_run
     state = load_checkpoint(work / "ck" / "damic" / "track_best.pt")
@@ -373,6 +377,7 @@ def test_checkpoint_holds_the_training_statistics(damic_run):
     assert (head.mean, head.std) == pytest.approx(fit_stats(head, events.subset(train_idx)))
 
 
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_damic_settings_must_match_the_checkpoint(damic_run):
     _, _, args, _ = damic_run
     proc = run("generate_submission.py", *args, "damic.bin=4", check=False)
@@ -381,6 +386,7 @@ def test_damic_settings_must_match_the_checkpoint(damic_run):
     assert proc.returncode == 2 and "task.name = 'cygnus'" in proc.stderr
 
 
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_checkpoint_of_other_features_is_refused(damic_run, tmp_path):
     """A checkpoint whose features were standardised for another version's feature list (35 before the ridge
     features) would be fed misaligned numbers: loading it is one CheckpointError that says so (exit 2 in the
@@ -407,6 +413,7 @@ def test_checkpoint_of_other_features_is_refused(damic_run, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["track_trees", "track_blend"])
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_fitted_models_through_the_three_scripts(damic_run, tmp_path, model):
     """track_trees (fitted in seconds; its boxes are the track finder's) and track_blend (the features network
     and the trees averaged): saved as ordinary weights-only checkpoints, predicted and reported like the
@@ -490,6 +497,7 @@ def test_simulator_calibrated_against_the_thesis_file():
         assert sim_side == pytest.approx(real_side, rel=0.35), particle
 
 
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_runs_remember_their_training_settings(damic_run, tmp_path):
     """Predicting and reporting need no training overrides: classes, window, data... come from the checkpoint,
     and nothing is simulated."""
@@ -507,6 +515,7 @@ def test_runs_remember_their_training_settings(damic_run, tmp_path):
     assert proc.returncode == 2 and "damic.classes = 'electron,muon' conflicts with" in proc.stderr
 
 
+@pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
 def test_priors_auto_estimates_the_mix_of_the_events_predicted(damic_run, tmp_path):
     """damic.test_priors=auto: the class fractions of the file to predict, estimated from the model's own
     probabilities, said on stdout and used for the decision: at the estimate the mean re-weighted probability

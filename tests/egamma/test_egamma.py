@@ -136,6 +136,7 @@ def egamma_run(tmp_path_factory):
     return work, train, generate, report
 
 
+@pytest.mark.xdist_group("egamma_run")  # one process builds the fixture once
 def test_egamma_scripts_end_to_end(egamma_run):
     work, train, _, report = egamma_run
     assert "simulating 300 electrons and photons" in train.stdout
@@ -155,6 +156,7 @@ def test_egamma_scripts_end_to_end(egamma_run):
     assert "ROC-AUC" in report.stdout
 
 
+@pytest.mark.xdist_group("egamma_run")  # one process builds the fixture once
 def test_onnx_export_matches_pytorch_and_the_guide_scores_a_file_with_it(egamma_run):
     work, *_ = egamma_run
     assert set(check_onnx_export(["task.name=egamma", "egamma.simulate_events=300"], cwd=work)) == {"egamma"}
@@ -166,6 +168,7 @@ def test_onnx_export_matches_pytorch_and_the_guide_scores_a_file_with_it(egamma_
     assert snippet["logit"].shape == (100, 1)
 
 
+@pytest.mark.xdist_group("egamma_run")  # one process builds the fixture once
 def test_export_loads_without_code_and_scores_a_file(egamma_run):
     from safetensors import safe_open
 
