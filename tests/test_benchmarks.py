@@ -2,6 +2,7 @@
 meaningless at this size; what is checked is that each script finishes and writes its markdown table."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import SHARED, run
@@ -40,12 +41,23 @@ def test_cygno_scoring_benchmarks(script, args, tmp_path):
     bench(script, *args, out=tmp_path / f"{script}.md")
 
 
+def real_slices(tmp_path, *names: str, each: int = 120) -> list[str]:
+    """The first and last ``each`` frames (both classes) of the real thesis files, as packed files in
+    ``tmp_path``: the benchmarks' whole path on real frames, in seconds."""
+    sources = [SHARED / "damic-tfm" / name for name in names]
+    if not all(p.is_file() for p in sources):
+        pytest.skip(f"{sources[0].parent} not found (it lives in ../shared beside the repo)")
+    for path in sources:
+        with np.load(path) as z:
+            keep = np.r_[0:each, len(z["labels"]) - each:len(z["labels"])]
+            np.savez(tmp_path / path.name, data=z["data"][keep], labels=z["labels"][keep])
+    return [str(tmp_path / name) for name in names]
+
+
 def test_damic_cv(tmp_path):
-    data = SHARED / "damic-tfm" / "eVSn_1.npz"
-    if not data.is_file():
-        pytest.skip(f"{data} not found (it lives in ../shared beside the repo)")
     # electron vs noise, two folds, the fast tree model: the script's whole path (folds, copies, held-out part)
-    text = bench("damic_cv", "--data", str(data), "--folds", "2", "--holdout", "0.2", "damic.classes=electron,noise",
+    data, = real_slices(tmp_path, "eVSn_1.npz")
+    text = bench("damic_cv", "--data", data, "--folds", "2", "--holdout", "0.2", "damic.classes=electron,noise",
                  "damic.packed_labels=noise,electron", "damic.model.model=track_trees", "damic.model.tree_rounds=5",
                  *FAST, out=tmp_path / "damic_cv.md")
     assert "held-out" in text
@@ -70,10 +82,11 @@ def test_icecube_shift(tmp_path):
 
 
 def test_folds_benchmark(tmp_path):
-    data = SHARED / "damic-tfm" / "eVSn_1.npz"
-    if not data.is_file():
-        pytest.skip(f"{data} not found (it lives in ../shared beside the repo)")
-    text = bench("folds", "--task", "damic", "--packed", str(data), "--seeds", "0", "--compare", "1,2",
-                 "damic.classes=electron,noise", "damic.packed_labels=noise,electron", "damic.model.model=track_trees",
+    """The three-class run on slices of both real files (each with its own label map), its noisy copies and each
+    file alone with estimated priors."""
+    sliced = real_slices(tmp_path, "eVSmu_tr1.npz", "eVSn_1.npz")
+    text = bench("folds", "--task", "damic", "--packed", ",".join(sliced), "--seeds", "0", "--compare", "1,2",
+                 "--noisy-test", "--per-file-priors", "damic.classes=electron,muon,noise",
+                 "damic.packed_labels=electron,muon;noise,electron", "damic.model.model=track_trees",
                  "damic.model.tree_rounds=5", *FAST, out=tmp_path / "folds.md")
-    assert "| 0 | 2 |" in text
+    assert "| 0 | 2 |" in text and "noisy eVSn_1 accuracy" in text and "eVSmu_tr1 alone, priors auto, accuracy" in text
