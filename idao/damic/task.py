@@ -316,12 +316,21 @@ def pseudo_events(cfg) -> Events | None:
     return chosen
 
 
+def without_frames(events: Events, of: Events) -> Events:
+    """``events`` less those whose frame is one of ``of``'s: a pseudo-labelled copy of a validation frame would
+    let round 2 train on what it is validated on."""
+    if events.digest is None or of.digest is None:
+        return events
+    return events.subset(np.flatnonzero(~np.isin(events.digest, of.digest)))
+
+
 def train(cfg) -> list[dict]:
     run = RunSettings.from_config(cfg, NAME)
     with training_runtime(cfg.train) as rt:
         events, train_idx, val_idx = prepare(cfg, rt)
         fitted, extra = events.subset(train_idx), pseudo_events(cfg)
         if extra is not None:
+            extra = without_frames(extra, events.subset(val_idx))
             fitted = concat([fitted, extra]).select(model_classes(cfg.damic))[0]  # labels set on the whole
         if rt.dist.main:
             counts = ", ".join(f"{c} {n}" for c, n in zip(*np.unique(events.particle, return_counts=True)))

@@ -625,3 +625,14 @@ def test_track_features_tell_a_straight_track_from_a_blob_whatever_its_orientati
         for variant in (track[::-1], track[:, ::-1], track.T):
             np.testing.assert_allclose(track_features(np.ascontiguousarray(variant)), track_features(track),
                                        rtol=1e-4, atol=1e-4)
+
+
+def test_pseudo_labelled_copies_of_validation_frames_are_not_trained_on(tmp_path):
+    """Round 2 must not train on a test copy of a frame it validates on (it would score itself)."""
+    from idao.damic.task import without_frames
+
+    rng = np.random.default_rng(1)
+    frames = rng.poisson(0.05, (4, 12, 12)).astype(float) * EV_PER_ELECTRON
+    validation = read_events(packed(tmp_path / "val.npz", frames[1:2], [0]), ("electron", "muon"))
+    test = read_events(packed(tmp_path / "test.npz", frames, [0, 0, 1, 1]), ("electron", "muon"), labelled=False)
+    assert without_frames(test, validation).ids == ["test:0", "test:2", "test:3"]
