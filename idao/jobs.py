@@ -61,12 +61,11 @@ def prepare(task: Task, cfg, job: str):
         cfg = adopt_training(task, cfg)
     task.check(cfg)
     check_folds(task, cfg, job)
-    if job == "export":
-        check_checkpoint(task.checkpoint(cfg))
-    else:
-        if job == "generate" and is_shipped(task.checkpoint(cfg)):
-            task.ensure_test_data(cfg)  # a fresh clone: the shipped models predict simulated data, as train does
-        {"train": task.check_train, "generate": task.check_generate, "report": task.check_report}[job](cfg)
+    if job == "generate" and is_shipped(task.checkpoint(cfg)):
+        task.ensure_test_data(cfg)  # a fresh clone: the shipped models predict simulated data, as train does
+    checks = {"train": task.check_train, "generate": task.check_generate, "report": task.check_report,
+              "export": lambda cfg: check_checkpoint(task.checkpoint(cfg))}
+    checks[job](cfg)
     return cfg
 
 

@@ -35,24 +35,28 @@ class BoostedTrees(torch.nn.Module):
         for name in NODE_BUFFERS:
             self.register_buffer(name, torch.zeros(0))
         self.baseline = torch.zeros(num_classes, dtype=torch.float64)
+        self._depth = None  # depth(), computed once per set of trees
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self._depth = None
         for name in NODE_BUFFERS:  # the trees' sizes come from the file
             if prefix + name in state_dict:
                 setattr(self, name, torch.empty_like(state_dict[prefix + name]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def depth(self) -> int:
-        """Steps from the roots to the deepest leaf, read from the buffers: a number, not a tensor, so the walk
-        below has a fixed length and exports to ONNX (where the trees are constants of the graph)."""
-        with warnings.catch_warnings():  # the tracer's "converted to a Python value": constant by design
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            frontier, steps = self.root.cpu().numpy(), 0
-            leaf, left, right = self.leaf.cpu().numpy(), self.left.cpu().numpy(), self.right.cpu().numpy()
-        while frontier.size and not leaf[frontier].all():
-            inner = frontier[~leaf[frontier]]
-            frontier, steps = np.concatenate([left[inner], right[inner]]), steps + 1
-        return steps
+        """Steps from the roots to the deepest leaf, read from the buffers once: a number, not a tensor, so the
+        walk below has a fixed length and exports to ONNX (where the trees are constants of the graph)."""
+        if self._depth is None:
+            with warnings.catch_warnings():  # the tracer's "converted to a Python value": constant by design
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                frontier, steps = self.root.cpu().numpy(), 0
+                leaf, left, right = self.leaf.cpu().numpy(), self.left.cpu().numpy(), self.right.cpu().numpy()
+            while frontier.size and not leaf[frontier].all():
+                inner = frontier[~leaf[frontier]]
+                frontier, steps = np.concatenate([left[inner], right[inner]]), steps + 1
+            self._depth = steps
+        return self._depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.double()

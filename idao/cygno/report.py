@@ -7,7 +7,7 @@ uploaded. Real test splits have no labels and are reported as such.
 """
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,6 @@ from ..tasks import Report
 from .dataset import check_root, read_labels
 from .data import INPUT_OFFSET, INPUT_SCALE
 from .images import IMAGE_SIZE, PEDESTAL
-from .light import LIGHT_MODEL_FILE
 from .metrics import summarize
 from .objectives import OBJECTIVES, load_models
 from .plots import (SplitResult, plot_confusion, plot_energy_comparison, plot_energy_correlation,
@@ -73,8 +72,7 @@ def export_models(cfg, rt) -> dict:
     table of numbers, ``light.json`` beside the checkpoints) goes into their JSON."""
     check_root(cfg.cygno.root)  # its training crops give the example inputs: never simulated here
     run = RunSettings.from_config(cfg, NAME)
-    load_light_model(cfg)  # checked: present and readable
-    decode = json.loads((run.checkpoint_dir / LIGHT_MODEL_FILE).read_text())
+    decode = asdict(load_light_model(cfg))  # what light.json holds, checked on reading
     _, crops, _, val_idx = prepare(cfg, rt)
     image = dict(size=IMAGE_SIZE, pedestal=PEDESTAL, crop=cfg.cygno.crop, crop_mode=cfg.cygno.crop_mode,
                  subtract_pedestal=cfg.cygno.pedestal, offset=INPUT_OFFSET, scale=INPUT_SCALE,

@@ -137,15 +137,16 @@ def load_events(text, dcfg, labelled: bool = True, classes: tuple[str, ...] | No
 def ensure_data(dcfg, key: str = "train") -> Path | None:
     """With no data at ``damic.train`` (``key``: or ``damic.test``) and ``simulate_events`` > 0, simulate a
     train/ and test/ pair into its parent first."""
-    train = Path(split_list(getattr(dcfg, key))[0]) if split_list(getattr(dcfg, key)) else None
-    if train is None or train.exists() or dcfg.simulate_events <= 0:
-        return train
+    sources = split_list(getattr(dcfg, key))
+    first = Path(sources[0]) if sources else None
+    if first is None or first.exists() or dcfg.simulate_events <= 0:
+        return first
     from .simulate import simulate_dataset
 
-    print(f"No DAMIC data at {train}: simulating {dcfg.simulate_events} events per class into {train.parent} "
+    print(f"No DAMIC data at {first}: simulating {dcfg.simulate_events} events per class into {first.parent} "
           f"(seed {dcfg.simulate_seed}). Set damic.{key} to use real data.")
-    simulate_dataset(train.parent, dcfg.simulate_events, dcfg.simulate_seed)
-    return train
+    simulate_dataset(first.parent, dcfg.simulate_events, dcfg.simulate_seed)
+    return first
 
 
 def prepare(cfg, rt, simulate: bool = True) -> tuple[Events, np.ndarray, np.ndarray]:
