@@ -42,20 +42,24 @@ def spot_model(seed: int = 0) -> HistGradientBoostingClassifier:
     return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.05, random_state=seed)
 
 
-def train_cnn(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> torch.nn.Module:
+def train_cnn(x: np.ndarray, y: np.ndarray, epochs: int, seed: int, classes: int = 1) -> torch.nn.Module:
+    """densenet_tiny on crops ``x``: one ER logit (``y`` in {0, 1}), or ``classes`` logits (``y`` the class)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_model("densenet_tiny", num_outputs=1)
-    steps_per_epoch = len(x) // BATCH
+    model = build_model("densenet_tiny", num_outputs=classes)
+    steps_per_epoch = max(len(x) // BATCH, 1)
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=epochs * steps_per_epoch, pct_start=0.1)
+    total = max(epochs * steps_per_epoch, 20)  # tiny data: OneCycleLR divides by its warm-up's step count
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, LR, total_steps=total, pct_start=0.1)
     model.train()
     for _ in range(epochs):
         order = rng.permutation(len(x))
         for step in range(steps_per_epoch):
             b = np.sort(order[step * BATCH : (step + 1) * BATCH])
             inputs = augment(to_input(x[b], BIN, torch.device("cpu")), torch.from_numpy(rng.integers(0, 8, len(b))))
-            loss = F.binary_cross_entropy_with_logits(model(inputs).squeeze(1), torch.from_numpy(y[b]))
+            out, target = model(inputs), torch.from_numpy(y[b])
+            loss = (F.binary_cross_entropy_with_logits(out.squeeze(1), target.float()) if classes == 1
+                    else F.cross_entropy(out, target.long()))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -65,12 +69,13 @@ def train_cnn(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> torch.nn.
 
 @torch.no_grad()
 def predict_cnn(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
-    """Mean ER probability over the 8 flips and turns."""
+    """Mean ER probability (one logit) or class probabilities (several) over the 8 flips and turns."""
     out = []
     for start in range(0, len(x), 256):
         inputs = to_input(x[start : start + 256], BIN, torch.device("cpu"))
-        views = [augment(inputs, torch.full((len(inputs),), k)) for k in range(8)]
-        out.append(torch.stack([torch.sigmoid(model(v)).squeeze(1) for v in views]).mean(0))
+        views = [model(augment(inputs, torch.full((len(inputs),), k))) for k in range(8)]
+        probs = [torch.sigmoid(v).squeeze(1) if v.shape[1] == 1 else torch.softmax(v, 1) for v in views]
+        out.append(torch.stack(probs).mean(0))
     return torch.cat(out).numpy()
 
 

@@ -22,8 +22,12 @@ from ..errors import DataError
 from .images import load_crop
 
 
+CROP_VERSION = 2  # raised whenever load_crop's output changes (2: the pedestal from the decoded rows only)
+
+
 def cache_key(paths: list[Path], size: int, mode: str, pedestal: bool, skip_bad: bool) -> str:
-    h = hashlib.sha256(json.dumps({"size": size, "mode": mode, "pedestal": pedestal, "skip_bad": skip_bad}).encode())
+    h = hashlib.sha256(json.dumps({"size": size, "mode": mode, "pedestal": pedestal, "skip_bad": skip_bad,
+                                   "version": CROP_VERSION}).encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())

@@ -2,7 +2,8 @@
 
 Separating what the energy is from what the particle is. The light is the
 pedestal-subtracted excess within ``RADIUS`` px of the brightest smoothed
-spot: a direct count that no network has to extrapolate to unseen energies.
+spot, plus, for a bright event, the light of its track beyond that disc: a
+direct count that no network has to extrapolate to unseen energies.
 ``LightModel`` says, per particle type, what light each keV level gives: a
 trained level is a Gaussian of its own median and robust spread; an unseen one
 is log-log interpolated between the trained levels clear of the noise, with
@@ -33,7 +34,13 @@ from .names import ENERGIES
 
 RADIUS = 20  # px: holds ~all the light of a spot (sigma 4-7 px) and of most ER tracks, with 3.5x less noise than r=40
 SMOOTHING = 2.0  # px: Gaussian sigma used only to find the spot (and to brighten events, ``dimmed``)
+TRACK_MIN_LIGHT = 4000.0  # counts in the disc (about ER 6 keV): only an event this bright can outgrow it
+TRACK_SMOOTHING = 4.0  # px: the track is the pixels where the image smoothed this much exceeds ...
+TRACK_THRESHOLD = 1.5  # ... this many counts (~6x that smoothed image's noise on the IDAO camera),
+TRACK_GROW = 3.0  # grown by a Gaussian of this sigma (its faint edges), within ...
+TRACK_REACH = 60  # ... this many px of the spot (a 30 keV ER track: real ones reach ~50 px)
 SHAPE_WEIGHT = 6.0  # px: Gaussian weight of the shape moments, about the widest spot's sigma
+SHAPE_LIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0)  # multiples of a level's expected light its shape is measured at
 FLOOR = 30.0  # counts: a class median below this (noise) is taken as this, so its log stays finite
 CLEAR = 3.0  # a level whose median light is below this many noise floors (s0) is too faint to interpolate from
 MIN_SHARE = 0.25  # a class enters the fit with at least this share of the largest class's events (and 3):
@@ -53,7 +60,8 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def measure_spots(crops: np.ndarray, chunk: int = 512) -> np.ndarray:
     """(N, 3): each crop's light, width and elongation around its brightest smoothed spot (uint8 (N, H, W) crops,
-    or float crops already less the pedestal); one smoothing pass serves all three."""
+    or float crops already less the pedestal); one smoothing pass serves all three. The light adds, for an
+    event bright enough to outgrow the disc, its track's light beyond it (``track_light``)."""
     out = np.empty((len(crops), 3), np.float64)
     offset = PEDESTAL if crops.dtype == np.uint8 else 0.0
     for start in range(0, len(crops), chunk):
@@ -63,9 +71,28 @@ def measure_spots(crops: np.ndarray, chunk: int = 512) -> np.ndarray:
         padded = np.pad(x, ((0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)))
         n = np.arange(len(x))[:, None]
         disc = padded[n, row[:, None] + RADIUS + _DY, col[:, None] + RADIUS + _DX]
-        out[start : start + len(x), 0] = disc.sum(1)
+        light = disc.sum(1)
+        bright = light > TRACK_MIN_LIGHT
+        light[bright] += track_light(x[bright], row[bright], col[bright])
+        out[start : start + len(x), 0] = light
         out[start : start + len(x), 1:] = spot_shape(disc)
     return out
+
+
+def track_light(x: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """Light of each event's track beyond the ``RADIUS`` disc around (row, col), within ``TRACK_REACH`` px.
+
+    A 30 keV ER track can be longer than the disc (a real one in ../shared/data/idao-real holds a third of its
+    light beyond it: 12,099 counts in the disc, 18,495 with its track, the 30 keV level), and the disc alone
+    then reads it as 20 keV. Only the track's pixels are added, not the whole ring, so the noise grows little.
+    """
+    if not len(x):
+        return np.zeros(0)
+    track = _smooth((_smooth(x, TRACK_SMOOTHING) > TRACK_THRESHOLD).astype(np.float32), TRACK_GROW) > 0.02
+    dy = (np.arange(x.shape[1])[None, :] - row[:, None]) ** 2
+    dx = (np.arange(x.shape[2])[None, :] - col[:, None]) ** 2
+    distance = dy[:, :, None] + dx[:, None, :]
+    return (x * (track & (distance > RADIUS**2) & (distance <= TRACK_REACH**2))).sum((1, 2))
 
 
 def spot_light(crops: np.ndarray) -> np.ndarray:
@@ -195,15 +222,17 @@ def fit_light(light: np.ndarray, is_er: np.ndarray, energy: np.ndarray) -> tuple
 
 @dataclass(frozen=True)
 class ShapeModel:
-    """Per type and keV level, a Gaussian of the spot's (width, elongation) as measured at the level's light.
+    """Per type and keV level, a Gaussian of the spot's (width, elongation) as measured at the event's own light.
 
     Shape tells the types apart inside a light pair, where light cannot: NR spots are wider (sigma ~6.0 vs
     ~4.6 px for ER, facts doc) and ER tracks of 10 keV and more are elongated. How well shape is measured
     depends on the light (a 1 keV ER's width is much noisier than a 3 keV ER's), so each level's Gaussian is
     measured on training events of its type at the nearest trained level with at least as much light (the
-    level itself when trained), dimmed to the level's expected light (``dimmed``): their shapes and the
-    camera's noise level, no simulator. ``levels`` maps "ER1", "NR30"... to [mean width, mean elongation,
-    covariance 00, 01, 11].
+    level itself when trained), dimmed (``dimmed``) to ``SHAPE_LIGHTS`` multiples of the level's expected light:
+    their shapes and the camera's noise level, no simulator. An event is scored with the Gaussian interpolated
+    (in log light) at its own light: a faint level's event that fluctuated bright has a well-measured shape,
+    and scoring it against the level's mean-light spread (mostly noise) would misread it. ``levels`` maps
+    "ER1", "NR30"... to rows [light, mean width, mean elongation, covariance 00, 01, 11], light ascending.
     """
 
     levels: dict
@@ -218,17 +247,31 @@ class ShapeModel:
             for kev in kevs:
                 source = min((e for e in trained if e >= kev), default=max(trained))
                 m = mine & (energy == source)
-                rng = np.random.default_rng(kev)  # the same model from the same training split
-                f = measure_spots(dimmed(crops[m], float(t.mean(kev) / t.mean(source)), rng))[:, 1:]
-                cov = np.cov(f.T) + 1e-3 * np.eye(2)  # never singular
-                levels[f"{particle}{kev}"] = [*map(float, f.mean(0)), float(cov[0, 0]), float(cov[0, 1]), float(cov[1, 1])]
+                level, own = float(t.mean(kev)), float(t.mean(source))
+                rows = []
+                for j, f in enumerate(SHAPE_LIGHTS):  # never brighter than the source, unless the level is
+                    factor = min(f * level / own, max(1.0, level / own))
+                    if rows and factor * own <= rows[-1][0]:
+                        continue
+                    rng = np.random.default_rng([kev, j])  # the same model from the same training split
+                    w = measure_spots(dimmed(crops[m], factor, rng))[:, 1:]
+                    cov = np.cov(w.T) + 1e-3 * np.eye(2)  # never singular
+                    rows.append([factor * own, *map(float, w.mean(0)), float(cov[0, 0]), float(cov[0, 1]),
+                                 float(cov[1, 1])])
+                levels[f"{particle}{kev}"] = rows
         return cls(levels)
 
-    def log_likelihood(self, shape: np.ndarray, particle: str, kev) -> np.ndarray:
+    def at(self, particle: str, kev, light: np.ndarray) -> np.ndarray:
+        """(N, 5): the level's Gaussian (mean width, mean elongation, covariance 00, 01, 11) at each light."""
         key = f"{particle}{int(kev)}"
-        if key not in self.levels:
-            raise CheckpointError(f"the shape model has no level {key}; run train.py again")
-        m0, m1, c00, c01, c11 = self.levels[key]
+        rows = np.asarray(self.levels.get(key, []), float)
+        if rows.ndim != 2 or rows.shape[1] != 6:
+            raise CheckpointError(f"the shape model has no level {key} measured by light; run train.py again")
+        x = np.log(np.maximum(np.asarray(light, float), 1.0))
+        return np.stack([np.interp(x, np.log(rows[:, 0]), rows[:, k]) for k in range(1, 6)], -1)
+
+    def log_likelihood(self, shape: np.ndarray, particle: str, kev, light: np.ndarray) -> np.ndarray:
+        m0, m1, c00, c01, c11 = self.at(particle, kev, light).T
         d0, d1 = np.asarray(shape, float)[:, 0] - m0, np.asarray(shape, float)[:, 1] - m1
         det = c00 * c11 - c01**2
         return -0.5 * (c11 * d0**2 - 2 * c01 * d0 * d1 + c00 * d1**2) / det - 0.5 * np.log(det)
@@ -261,7 +304,7 @@ class LightModel:
                 raise CheckpointError("this light model has no shape model (written by an older train.py); run "
                                       "train.py again or set cygno.submission.shape=false")
             for p in out:
-                out[p] = out[p] + np.stack([self.shape.log_likelihood(shape, p, e) for e in levels[p]], 1)
+                out[p] = out[p] + np.stack([self.shape.log_likelihood(shape, p, e, light) for e in levels[p]], 1)
         return out
 
     def type_log_ratio(self, light: np.ndarray, levels: dict, shape: np.ndarray | None = None) -> np.ndarray:

@@ -165,7 +165,8 @@ def plot_split_shapes(splits: dict, light_model, path: Path) -> None:
         levels = SPLIT_LEVELS.get(name, {"ER": list(ENERGIES), "NR": list(ENERGIES)})
         for particle, marker, t in (("ER", "o", light_model.er), ("NR", "s", light_model.nr)):
             for kev in levels[particle]:
-                light, width = float(t.mean(kev)), light_model.shape.levels[f"{particle}{kev}"]
+                light = float(t.mean(kev))
+                width = light_model.shape.at(particle, kev, np.array([light]))[0]
                 ax.errorbar(light, width[0], yerr=np.sqrt(width[2]), fmt=marker, mfc="none", mec="k", ecolor="k", ms=8)
                 ax.annotate(f"{particle}{kev}", (light, width[0]), textcoords="offset points", xytext=(6, 6), fontsize=7)
         ax.set(xscale="log", xlabel="light [counts]", ylabel="spot width [px]", ylim=(0, 10), title=name)

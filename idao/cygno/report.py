@@ -76,8 +76,10 @@ def export_models(cfg, rt) -> dict:
     _, crops, _, val_idx = prepare(cfg, rt)
     image = dict(size=IMAGE_SIZE, pedestal=PEDESTAL, crop=cfg.cygno.crop, crop_mode=cfg.cygno.crop_mode,
                  subtract_pedestal=cfg.cygno.pedestal, offset=INPUT_OFFSET, scale=INPUT_SCALE,
-                 steps="pedestal: each column minus its median (whole column) plus `pedestal`, clipped to 0-255; "
-                       "crop; mean over bin x bin blocks; (x - offset) / scale; (B, 1, H, W) float32")
+                 steps="pedestal: each column minus its median plus `pedestal`, clipped to 0-255 (crop_mode centre: "
+                       "the median of the rows from the top to the crop's last row, the only rows decoded; spot: "
+                       "the whole column); crop; mean over bin x bin blocks; (x - offset) / scale; (B, 1, H, W) "
+                       "float32")
     return {kind: Exportable(model, objective, objective.inputs(crops, val_idx[:8], rt), run.members(kind)[0],
                              dict(image=image, light_decode=decode))
             for kind, (model, objective) in load_models(cfg, rt, trained_models(cfg)).items()}

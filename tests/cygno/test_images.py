@@ -87,8 +87,25 @@ def test_load_crop_end_to_end(tmp_path, event):
 
 
 def test_pedestal_on_the_crop_columns_equals_the_full_image_one(tmp_path, event):
+    """A spot crop's pedestal is the whole column's median; a centred crop decodes (and takes the median of) only
+    its rows and the ones above it."""
     path = write_png(tmp_path / NAME, event)
-    for mode in ("centre", "spot"):
-        r, q = crop_origin(event, 128, mode)
-        expected = subtract_pedestal(event)[r : r + 128, q : q + 128]
-        np.testing.assert_array_equal(load_crop(path, 128, mode, pedestal=True), expected)
+    r, q = crop_origin(event, 128, "spot")
+    expected = subtract_pedestal(event)[r : r + 128, q : q + 128]
+    np.testing.assert_array_equal(load_crop(path, 128, "spot", pedestal=True), expected)
+    r, q = crop_origin(event, 128, "centre")
+    expected = subtract_pedestal(event[: r + 128])[r:, q : q + 128]
+    np.testing.assert_array_equal(load_crop(path, 128, "centre", pedestal=True), expected)
+
+
+def test_decoding_the_first_rows_only(tmp_path, event):
+    """The first rows decode exactly as in the whole image, and a truncated file is still refused."""
+    path = write_png(tmp_path / NAME, event)
+    np.testing.assert_array_equal(read_image(path, rows=352), event[:352])
+    rgb = write_png(tmp_path / "rgb.png", np.stack([event] * 3, axis=-1))
+    np.testing.assert_array_equal(read_image(rgb, rows=100), event[:100])
+    data = path.read_bytes()
+    for cut in (len(data) // 2, len(data) * 4 // 5):  # the second: the crop's rows intact, the last ones missing
+        (tmp_path / "cut.png").write_bytes(data[:cut])
+        with pytest.raises(DataError, match="corrupt or truncated"):
+            read_image(tmp_path / "cut.png", rows=352)

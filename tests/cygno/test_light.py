@@ -123,13 +123,15 @@ def test_shape_model_separates_types_at_a_light_no_training_event_had(tmp_path):
     is_er = np.repeat([lv[0] for lv in levels], 25)
     energy = np.repeat([lv[1] for lv in levels], 25)
     model = LightModel.fit(spot_light(crops), is_er, energy, crops)
-    assert model.shape.levels["ER1"][0] < model.shape.levels["NR3"][0]  # the narrower type stays narrower
     faint = 1000.0  # between ER1 (620) and NR3 (~1400)
+    here = np.array([faint])
+    assert model.shape.at("ER", 1, here)[0, 0] < model.shape.at("NR", 3, here)[0, 0]  # the narrower type stays narrower
     test = np.concatenate([spots(rng, faint, 4.6, 40), spots(rng, faint, 6.0, 40)])
     truth = np.repeat([True, False], 40)
     measured = measure_spots(test)
     levels = SPLIT_LEVELS["private_test"]
-    shape = model.shape.log_likelihood(measured[:, 1:], "ER", 1) - model.shape.log_likelihood(measured[:, 1:], "NR", 3)
+    shape = (model.shape.log_likelihood(measured[:, 1:], "ER", 1, measured[:, 0])
+             - model.shape.log_likelihood(measured[:, 1:], "NR", 3, measured[:, 0]))
     with_shape = model.type_log_ratio(measured[:, 0], levels, measured[:, 1:])
     light_alone = model.type_log_ratio(measured[:, 0], levels)
     assert roc_auc_score(truth, shape) > 0.75  # measured 0.83 (a perfect width measurement: ~1.0)
