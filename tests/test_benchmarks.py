@@ -37,8 +37,13 @@ def test_cygno_benchmarks(tiny_dataset, tmp_path):
 ])
 def test_cygno_scoring_benchmarks(script, args, tmp_path):
     """The ones that simulate, train and submit themselves, at the smallest size that has every class
-    (one test each, so the test processes share them)."""
-    bench(script, *args, out=tmp_path / f"{script}.md")
+    (one test each, so the test processes share them); cygno_scores keeps its point for cygno_decode."""
+    keep = ("--keep", str(tmp_path / "keep")) if script == "cygno_scores" else ()
+    text = bench(script, *keep, *args, out=tmp_path / f"{script}.md")
+    if script == "cygno_scores":
+        assert "ceiling (GBM / CNN)" in text and "worst gap to the labelled ceiling" in text
+        decoded = bench("cygno_decode", str(tmp_path / "keep"), out=tmp_path / "decode.md")
+        assert decoded.count("\n| ") == 1 + 24  # the header and every combination of the grid
 
 
 def real_slices(tmp_path, *names: str, each: int = 120) -> list[str]:

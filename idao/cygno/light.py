@@ -20,6 +20,8 @@ level) of shape, and is saved as JSON (loading it runs no code).
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,22 +63,26 @@ def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
 def measure_spots(crops: np.ndarray, chunk: int = 512) -> np.ndarray:
     """(N, 3): each crop's light, width and elongation around its brightest smoothed spot (uint8 (N, H, W) crops,
     or float crops already less the pedestal); one smoothing pass serves all three. The light adds, for an
-    event bright enough to outgrow the disc, its track's light beyond it (``track_light``)."""
-    out = np.empty((len(crops), 3), np.float64)
+    event bright enough to outgrow the disc, its track's light beyond it (``track_light``). Chunks run on
+    threads, one per core (numpy and scipy release the GIL: 1.9x on 2 cores, the same numbers)."""
+    starts = range(0, len(crops), chunk)
+    with ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+        parts = list(pool.map(lambda start: _measure_chunk(crops[start : start + chunk]), starts))
+    return np.concatenate(parts) if parts else np.empty((0, 3))
+
+
+def _measure_chunk(crops: np.ndarray) -> np.ndarray:
     offset = PEDESTAL if crops.dtype == np.uint8 else 0.0
-    for start in range(0, len(crops), chunk):
-        x = np.asarray(crops[start : start + chunk], np.float32) - offset
-        smooth = _smooth(x, SMOOTHING)
-        row, col = np.unravel_index(smooth.reshape(len(x), -1).argmax(1), x.shape[1:])
-        padded = np.pad(x, ((0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)))
-        n = np.arange(len(x))[:, None]
-        disc = padded[n, row[:, None] + RADIUS + _DY, col[:, None] + RADIUS + _DX]
-        light = disc.sum(1)
-        bright = light > TRACK_MIN_LIGHT
-        light[bright] += track_light(x[bright], row[bright], col[bright])
-        out[start : start + len(x), 0] = light
-        out[start : start + len(x), 1:] = spot_shape(disc)
-    return out
+    x = np.asarray(crops, np.float32) - offset
+    smooth = _smooth(x, SMOOTHING)
+    row, col = np.unravel_index(smooth.reshape(len(x), -1).argmax(1), x.shape[1:])
+    padded = np.pad(x, ((0, 0), (RADIUS, RADIUS), (RADIUS, RADIUS)))
+    n = np.arange(len(x))[:, None]
+    disc = padded[n, row[:, None] + RADIUS + _DY, col[:, None] + RADIUS + _DX]
+    light = disc.sum(1)
+    bright = light > TRACK_MIN_LIGHT
+    light[bright] += track_light(x[bright], row[bright], col[bright])
+    return np.column_stack([light.astype(np.float64), spot_shape(disc)])
 
 
 def track_light(x: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
@@ -88,9 +94,10 @@ def track_light(x: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
     """
     if not len(x):
         return np.zeros(0)
+    h, w = x.shape[1:]
     track = _smooth((_smooth(x, TRACK_SMOOTHING) > TRACK_THRESHOLD).astype(np.float32), TRACK_GROW) > 0.02
-    dy = (np.arange(x.shape[1])[None, :] - row[:, None]) ** 2
-    dx = (np.arange(x.shape[2])[None, :] - col[:, None]) ** 2
+    dy = (np.arange(h, dtype=np.float32)[None, :] - row[:, None]) ** 2
+    dx = (np.arange(w, dtype=np.float32)[None, :] - col[:, None]) ** 2
     distance = dy[:, :, None] + dx[:, None, :]
     return (x * (track & (distance > RADIUS**2) & (distance <= TRACK_REACH**2))).sum((1, 2))
 

@@ -5,6 +5,7 @@ import pytest
 from idao.cygno.images import PEDESTAL
 from sklearn.metrics import roc_auc_score
 
+from idao.cygno import light as light_module
 from idao.cygno.light import LightModel, measure_spots, spot_light
 from idao.cygno.postprocess import SPLIT_LEVELS, postprocess
 from idao.errors import CheckpointError, DataError
@@ -22,6 +23,21 @@ def test_spot_light_counts_the_excess_around_an_off_centre_spot():
                       for L in (600, 3000, 12000)]).astype(np.uint8)
     light = spot_light(crops)
     np.testing.assert_allclose(light, [600, 3000, 12000], atol=250)  # aperture noise ~3.45 x sqrt(1257) ~ 120
+
+
+def test_a_long_track_is_counted_whole_and_a_faint_spot_as_before(monkeypatch):
+    """A 30 keV-like ER track, 55 px long from its bright end: the 20 px disc alone misses a third of its light,
+    the track term brings it back; a faint spot's light is the disc's (no track is looked for)."""
+    rng = np.random.default_rng(2)
+    track = sum(blob(18000 / 12 * (2.0 if k < 3 else 0.67), 3.0, centre=(64, 40 + 5 * k)) for k in range(12))
+    crops = np.stack([np.clip(np.rint(PEDESTAL + image + rng.normal(0, 3.45, (128, 128))), 0, 255)
+                      for image in (track, blob(600, 5.0))]).astype(np.uint8)
+    light = spot_light(crops)
+    assert light[0] == pytest.approx(track.sum(), rel=0.05)
+    assert light[1] == pytest.approx(600, abs=250)
+    monkeypatch.setattr(light_module, "TRACK_MIN_LIGHT", np.inf)  # the disc alone
+    disc = spot_light(crops)
+    assert disc[0] < 0.8 * track.sum() and disc[1] == light[1]
 
 
 def synthetic_training(rng, n=200, gain=0.1):
