@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("keep", type=Path, help="the folder cygno_scores.py --keep wrote")
     parser.add_argument("--out")
     args = parser.parse_args()
-    points = sorted(p for p in args.keep.iterdir() if (p / "submission.raw.csv").is_file())
+    points = sorted(p for p in args.keep.glob("*") if (p / "submission.raw.csv").is_file())
+    if not points:
+        parser.error(f"{args.keep}: no kept points (run cygno_scores.py --keep {args.keep} first)")
     rows = []
     for values in itertools.product(*GRID.values()):
         settings = dict(zip(GRID, values))

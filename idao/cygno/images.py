@@ -61,8 +61,9 @@ def _decode_only_first(im: Image.Image, rows: int) -> None:
     """Make ``im.load()`` stop after ``rows`` rows: only for the common layout (one zlib tile, not interlaced);
     any other PNG is decoded in full."""
     if len(im.tile) == 1 and im.tile[0][0] == "zip" and not im.info.get("interlace") and 0 < rows < im.height:
+        tile = im.tile[0]  # a plain tuple: Pillow 10 has no named tiles
         im._size = (im.width, rows)
-        im.tile = [im.tile[0]._replace(extents=(0, 0, im.width, rows))]
+        im.tile = [(tile[0], (0, 0, im.width, rows), *tile[2:])]
 
 
 def subtract_pedestal(img: np.ndarray) -> np.ndarray:

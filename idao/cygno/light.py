@@ -14,8 +14,8 @@ split's allowed levels it then gives, for every event,
   fitted beside it, from the spot's width and elongation too; summed over each
   type's levels), which ``postprocess`` adds to the shape classifier's logit, and
 - the most likely level of each type, the energy once the type is decided.
-It holds three numbers per trained level and two per type, five per (type,
-level) of shape, and is saved as JSON (loading it runs no code).
+It holds three numbers per trained level and two per type, up to five rows of
+six numbers per (type, level) of shape, and is saved as JSON (loading it runs no code).
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ TRACK_GROW = 3.0  # grown by a Gaussian of this sigma (its faint edges), within 
 TRACK_REACH = 60  # ... this many px of the spot (a 30 keV ER track: real ones reach ~50 px)
 SHAPE_WEIGHT = 6.0  # px: Gaussian weight of the shape moments, about the widest spot's sigma
 SHAPE_LIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0)  # multiples of a level's expected light its shape is measured at
+MAX_THREADS = 8  # spot measurement threads (each holds a chunk's float copies, ~100 MB)
 FLOOR = 30.0  # counts: a class median below this (noise) is taken as this, so its log stays finite
 CLEAR = 3.0  # a level whose median light is below this many noise floors (s0) is too faint to interpolate from
 MIN_SHARE = 0.25  # a class enters the fit with at least this share of the largest class's events (and 3):
@@ -64,9 +65,10 @@ def measure_spots(crops: np.ndarray, chunk: int = 512) -> np.ndarray:
     """(N, 3): each crop's light, width and elongation around its brightest smoothed spot (uint8 (N, H, W) crops,
     or float crops already less the pedestal); one smoothing pass serves all three. The light adds, for an
     event bright enough to outgrow the disc, its track's light beyond it (``track_light``). Chunks run on
-    threads, one per core (numpy and scipy release the GIL: 1.9x on 2 cores, the same numbers)."""
+    threads, one per core this process may use, at most ``MAX_THREADS`` (numpy and scipy release the GIL: 1.9x
+    on 2 cores, the same numbers)."""
     starts = range(0, len(crops), chunk)
-    with ThreadPoolExecutor(max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max(1, min(len(starts), len(os.sched_getaffinity(0)), MAX_THREADS))) as pool:
         parts = list(pool.map(lambda start: _measure_chunk(crops[start : start + chunk]), starts))
     return np.concatenate(parts) if parts else np.empty((0, 3))
 
@@ -103,7 +105,7 @@ def track_light(x: np.ndarray, row: np.ndarray, col: np.ndarray) -> np.ndarray:
 
 
 def spot_light(crops: np.ndarray) -> np.ndarray:
-    """Excess counts within RADIUS px of each crop's brightest smoothed spot."""
+    """Excess counts within RADIUS px of each crop's brightest smoothed spot, with a bright event's track beyond."""
     return measure_spots(crops)[:, 0]
 
 
@@ -161,8 +163,7 @@ class TypeLight:
     extrapolated along the end segments), its std sqrt(s0^2 + (f mean)^2).
 
     Local, not one power law through every level: the faintest level's median is pulled down by the noise (the
-    spot finder lands on a fluctuation: NR 1 keV measures ~190 counts for ~280 made), and the brightest ER's by
-    the aperture (a 30 keV track outgrows it, which also gives it a long faint tail); one line through all three
+    spot finder lands on a fluctuation), and the brightest ER's by what the track light misses of a long track; one line through all three
     missed the unseen NR 3 keV by -19 % and ER 1 keV by +11 %, the pair that light has to tell apart.
     """
 
@@ -235,12 +236,21 @@ class ShapeModel:
     ~4.6 px for ER, facts doc) and ER tracks of 10 keV and more are elongated. How well shape is measured
     depends on the light (a 1 keV ER's width is much noisier than a 3 keV ER's), so each level's Gaussian is
     measured on training events of its type at the nearest trained level with at least as much light (the
-    level itself when trained), dimmed (``dimmed``) to ``SHAPE_LIGHTS`` multiples of the level's expected light:
-    their shapes and the camera's noise level, no simulator. An event is scored with the Gaussian interpolated
-    (in log light) at its own light: a faint level's event that fluctuated bright has a well-measured shape,
-    and scoring it against the level's mean-light spread (mostly noise) would misread it. ``levels`` maps
-    "ER1", "NR30"... to rows [light, mean width, mean elongation, covariance 00, 01, 11], light ascending.
+    level itself when trained), dimmed (``dimmed``) to ``SHAPE_LIGHTS`` multiples of the level's expected light,
+    never brighter than that source level's own light (a trained level has rows up to 1x only; the brightest
+    unseen level is brightened to its own light): their shapes and the camera's noise level, no simulator.
+    An event is scored with the Gaussian interpolated (in log light) at its own light, held at the end rows
+    beyond them: an unseen level's event that fluctuated bright is scored with the shape of that brighter
+    light, not with the level's mean-light spread (mostly noise). ``levels`` maps "ER1", "NR30"... to rows
+    [light, mean width, mean elongation, covariance 00, 01, 11], light ascending.
     """
+
+    def __post_init__(self):
+        for key, rows in self.levels.items():
+            rows = np.asarray(rows, float)
+            if rows.ndim != 2 or rows.shape[1] != 6 or (rows[:, 0] <= 0).any() or (np.diff(rows[:, 0]) <= 0).any():
+                raise ValueError(f"shape level {key} is not rows of [light, 5 numbers] with light rising "
+                                 "(written by an older train.py?)")
 
     levels: dict
 
@@ -271,9 +281,9 @@ class ShapeModel:
     def at(self, particle: str, kev, light: np.ndarray) -> np.ndarray:
         """(N, 5): the level's Gaussian (mean width, mean elongation, covariance 00, 01, 11) at each light."""
         key = f"{particle}{int(kev)}"
-        rows = np.asarray(self.levels.get(key, []), float)
-        if rows.ndim != 2 or rows.shape[1] != 6:
-            raise CheckpointError(f"the shape model has no level {key} measured by light; run train.py again")
+        if key not in self.levels:
+            raise CheckpointError(f"the shape model has no level {key}; run train.py again")
+        rows = np.asarray(self.levels[key], float)
         x = np.log(np.maximum(np.asarray(light, float), 1.0))
         return np.stack([np.interp(x, np.log(rows[:, 0]), rows[:, k]) for k in range(1, 6)], -1)
 

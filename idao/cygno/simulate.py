@@ -49,7 +49,7 @@ PX_MM = 0.148  # camera pixel pitch on the GEM plane
 ER_COUNTS_PER_KEV = ((1, 520.0), (3, 698.0), (10, 668.0), (20, 650.0), (30, 616.0))
 # NR/ER light ratio at the same keV (quenching): NR 1, 6, 20 from the training classes, NR 3 and NR 30 from the
 # real private split's histogram (NR 10 interpolated). NR 1 keV's from its projection fit's valid fraction and
-# signal quantiles (0.65: valid 0.75 vs real 0.77, signal median +9 %; 0.38 gave 0.63 and -9 %, width +34 %):
+# signal quantiles (0.65: valid 0.73-0.75 vs real 0.77, signal median +8-9 %; 0.38 gave 0.63 and -9 %, width +34 %):
 # not Lindhard-monotonic, but what the real NR 1 keV images show (docs/studies/calibration.md)
 NR_QUENCHING = ((1, 0.65), (3, 0.47), (6, 0.636), (20, 0.836), (30, 0.925))
 # an event's primary ionisation electrons are Poisson, each amplified with an exponential (GEM) gain: the light

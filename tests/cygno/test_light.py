@@ -1,4 +1,7 @@
 """The light measurement and the light model that turns (type, light) into a keV level."""
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
@@ -157,3 +160,16 @@ def test_shape_model_separates_types_at_a_light_no_training_event_had(tmp_path):
     without = LightModel(model.er, model.nr)
     with pytest.raises(CheckpointError, match="no shape model"):
         without.type_log_ratio(measured[:, 0], levels, measured[:, 1:])
+
+
+def test_a_shape_model_of_the_older_format_is_refused_on_loading(tmp_path):
+    """An older light.json (one Gaussian per level, not rows by light) is a CheckpointError when it is read,
+    before any image is: it names the file and says to run train.py again."""
+    rng = np.random.default_rng(1)
+    model = LightModel.fit(*synthetic_training(rng))
+    values = json.loads(json.dumps(asdict(model)))
+    values["shape"] = {"levels": {"ER1": [4.0, 0.2, 0.3, -0.05, 0.02]}}
+    path = tmp_path / "light.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(CheckpointError, match=f"{path}: not a light model .*run train.py again"):
+        LightModel.load(path)
