@@ -95,6 +95,13 @@ class CygnoTask(TaskDefaults):
             check_writable_dir(cfg.cygno.cache_dir, "cygno.cache_dir")
 
     ensure_data = staticmethod(lambda cfg: ensure_dataset(cfg.cygno, cfg.train.progress))
+
+    def ensure_test_data(self, cfg) -> None:
+        """The test splits to predict, simulated where absent; the user's own folders
+        (``cygno.submission.folders``) need no simulated dataset."""
+        if not cfg.section("cygno.submission").folders:
+            self.ensure_data(cfg)
+
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)

@@ -89,7 +89,7 @@ def test_a_shipped_model_the_code_no_longer_fits_names_its_rebuild_command(tmp_p
 def test_the_shipped_cygno_model_types_and_levels_the_real_images(real_images, tmp_path):
     """The four genuine IDAO images, as a folder of unknown class set (any of the twelve classes): each typed
     right and given its keV level, from the shipped model alone (the ER 30 keV track is longer than the light
-    disc: its track light counts too)."""
+    disc: its track light counts too), without simulating a dataset first."""
     folder = tmp_path / "real"
     folder.mkdir()
     for path in real_images:
@@ -98,6 +98,7 @@ def test_the_shipped_cygno_model_types_and_levels_the_real_images(real_images, t
     run(str(ROOT / "generate_submission.py"), f"train.checkpoint_dir={shipped_copy(ROOT / 'checkpoints' / 'cygno', tmp_path)}",
         f"cygno.submission.folders={folder}", f"cygno.output.submission={out}", "cygno.cache_dir=",
         "train.progress=false", cwd=tmp_path)
+    assert not (tmp_path / "data").exists()  # a folder of the user's own needs no simulated dataset first
     table = pd.read_csv(out, dtype={"id": str})
     for row in table.itertuples():
         particle, kev = ("ER" if "_ER_" in row.id else "NR"), int(row.id.split("_keV")[0].rsplit("_", 1)[1])
