@@ -33,10 +33,9 @@ def load_point(point: Path) -> tuple:
     return raw, truth["particle"].to_numpy() == "ER", truth["energy"].to_numpy(), LightModel.load(point / "light.json")
 
 
-def score_point(loaded: tuple, settings: dict) -> dict:
+def score_point(loaded: tuple, sub_cfg) -> dict:
     raw, is_er, kev, light_model = loaded
-    overrides = [f"cygno.submission.{k}={v}" for k, v in settings.items()]
-    score, energy = decode(raw, load_config(overrides=overrides, echo=False).section("cygno.submission"), light_model)
+    score, energy = decode(raw, sub_cfg, light_model)
     out = {}
     for split in ("public_test", "private_test"):
         m = (raw["split"] == split).to_numpy()
@@ -56,7 +55,9 @@ def main() -> None:
     rows = []
     for values in itertools.product(*GRID.values()):
         settings = dict(zip(GRID, values))
-        scores = [score_point(point, settings) for point in loaded]
+        overrides = [f"cygno.submission.{k}={v}" for k, v in settings.items()]
+        sub_cfg = load_config(overrides=overrides, echo=False).section("cygno.submission")
+        scores = [score_point(point, sub_cfg) for point in loaded]
         private, public = np.array([s["private"] for s in scores]), np.array([s["public"] for s in scores])
         rows.append((private.min(), settings, private.mean(), public.min(), public.mean(),
                      points[int(private.argmin())].name))

@@ -98,7 +98,7 @@ def main() -> None:
     def pair_events(root):
         cfg = load_config(overrides=[f"cygno.root={root}", f"cygno.cache_dir={args.cache_dir}"], echo=False)
         crops = load_crops(split_samples(root, "private_test"), cfg.cygno, progress=False)
-        is_er = crops.particle == "ER"
+        is_er = crops.is_er
         events = np.flatnonzero(is_er & (crops.energy == er_kev) | ~is_er & (crops.energy == nr_kev))
         return crops.subset(np.random.default_rng(args.seed).permutation(events))
 
@@ -108,18 +108,17 @@ def main() -> None:
     else:
         cut = int(0.8 * len(crops.ids))
         fitted, held = crops.subset(np.arange(cut)), crops.subset(np.arange(cut, len(crops.ids)))
-    is_er = {"fit": fitted.particle == "ER", "test": held.particle == "ER"}
     t = time.perf_counter()
-    cnn = train_cnn(fitted.images, is_er["fit"].astype(np.float32), args.epochs, args.seed)
+    cnn = train_cnn(fitted.images, fitted.is_er.astype(np.float32), args.epochs, args.seed)
     cnn_s = time.perf_counter() - t
-    rows = {"densenet_tiny on the labelled pair": accuracy_at_median(predict_cnn(cnn, held.images), is_er["test"])}
-    gbm = spot_model(args.seed).fit(measure_spots(fitted.images), is_er["fit"])
+    rows = {"densenet_tiny on the labelled pair": accuracy_at_median(predict_cnn(cnn, held.images), held.is_er)}
+    gbm = spot_model(args.seed).fit(measure_spots(fitted.images), fitted.is_er)
     rows["gradient boosting on light, width, elongation (labelled pair)"] = accuracy_at_median(
-        gbm.predict_proba(measure_spots(held.images))[:, 1], is_er["test"])
+        gbm.predict_proba(measure_spots(held.images))[:, 1], held.is_er)
     if args.submission:
         sub = pd.read_csv(args.submission, dtype={"id": str}).set_index("id")
         called_er = sub.loc[held.ids].iloc[:, 0].to_numpy() > 0.5
-        rows["the submission (no private labels)"] = float(np.mean(called_er == is_er["test"]))
+        rows["the submission (no private labels)"] = float(np.mean(called_er == held.is_er))
     source = f" --train-root {args.train_root}" if args.train_root else ""
     lines = [f"`python benchmarks/cygno_pair_ceiling.py --root {args.root}{source} --pair {args.pair} --epochs {args.epochs}`: "
              f"ER {er_kev} / NR {nr_kev} keV, {len(fitted.ids)} labelled training events, {len(held.ids)} test events "

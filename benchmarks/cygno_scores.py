@@ -33,8 +33,8 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from idao.atomic import write_text
 from idao.config import load_config
 from idao.cygno.data import load_crops
-from idao.cygno.dataset import TEST_SPLITS, read_labels, split_samples
-from idao.cygno.light import measure_spots
+from idao.cygno.dataset import TEST_SPLITS, split_samples
+from idao.cygno.light import LIGHT_MODEL_FILE, measure_spots
 from idao.cygno.metrics import summarize
 from idao.cygno.simulate import Physics, simulate_dataset
 from idao.jobs import run_job
@@ -80,25 +80,21 @@ def labelled_ceiling(root: Path, cache_dir: Path, split: str, seed: int) -> dict
     energy the most likely class's level)."""
     cfg = load_config(overrides=[f"cygno.root={root}", f"cygno.cache_dir={cache_dir}"], echo=False)
     crops = load_crops(split_samples(root, split), cfg.cygno, progress=False)
-    truth = read_labels(root)
-    labels = [truth[i] for i in crops.ids]
-    classes = sorted(set(labels))
-    y = np.array([classes.index(c) for c in labels])
-    is_er = np.array([p == "ER" for p, _ in labels])
-    energy = np.array([e for _, e in labels])
-    er_class = np.array([p == "ER" for p, _ in classes])
-    levels = np.array([e for _, e in classes], float)
+    pairs = sorted(set(zip(crops.particle, crops.energy)))  # the split's (type, keV) classes, labelled from labels.csv
+    y = np.array([pairs.index(c) for c in zip(crops.particle, crops.energy)])
+    er_class = np.array([p == "ER" for p, _ in pairs])
+    levels = np.array([e for _, e in pairs], float)
     features = measure_spots(crops.images)
-    probs = {"gbm": np.zeros((len(y), len(classes))), "cnn": np.zeros((len(y), len(classes)))}
+    probs = {"gbm": np.zeros((len(y), len(pairs))), "cnn": np.zeros((len(y), len(pairs)))}
     fewest = np.bincount(y).min()  # tiny data: fewer folds, unstratified below two events a class
     folds = (StratifiedKFold(min(5, fewest), shuffle=True, random_state=seed) if fewest >= 2
              else KFold(min(5, len(y)), shuffle=True, random_state=seed))
     for k, (fit, held) in enumerate(folds.split(features, y)):
         gbm = spot_model(seed).fit(features[fit], y[fit])
         probs["gbm"][np.ix_(held, gbm.classes_)] = gbm.predict_proba(features[held])  # tiny data: a class may miss
-        cnn = train_cnn(crops.images[fit], y[fit], CEILING_EPOCHS, seed + k, classes=len(classes))
+        cnn = train_cnn(crops.images[fit], y[fit], CEILING_EPOCHS, seed + k, classes=len(pairs))
         probs["cnn"][held] = predict_cnn(cnn, crops.images[held])
-    return {name: summarize(is_er, energy, p[:, er_class].sum(1), levels[p.argmax(1)])["score"]
+    return {name: summarize(crops.is_er, crops.energy, p[:, er_class].sum(1), levels[p.argmax(1)])["score"]
             for name, p in probs.items()}
 
 
@@ -118,8 +114,8 @@ def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list
     if keep:
         point = keep / f"scale{scale}_seed{seed}_{physics or 'defaults'}"
         point.mkdir(parents=True, exist_ok=True)
-        for name in ("submission.raw.csv", "ck/cygno/light.json"):
-            shutil.copy(work / name, point / Path(name).name)
+        shutil.copy(work / "submission.raw.csv", point)
+        shutil.copy(work / "ck" / "cygno" / LIGHT_MODEL_FILE, point)  # train.checkpoint_dir=work/ck
         shutil.copy(root / "labels.csv", point / "labels.csv")
     shutil.rmtree(work)
     return row
