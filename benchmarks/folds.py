@@ -3,7 +3,8 @@
 For each seed the task's three jobs run in a fresh folder for each ``train.folds`` value of ``--compare``, as a
 user would run them (plus any overrides given, e.g. a pseudo-labelling round). The test figures come from
 each run's report (the labelled test data: CYGNO's simulated public and private splits, DAMIC's labelled test
-file, e/gamma's held-out test part, IceCube's simulated test truth)::
+file, e/gamma's held-out test part, IceCube's simulated test truth); for DAMIC with ``train.folds`` > 1 also the
+out-of-fold accuracy of the training events (each file's apart), from the same report::
 
     python benchmarks/folds.py --task icecube --seeds 0,1 --compare 1,5 --out docs/benchmarks/folds_icecube.md
     python benchmarks/folds.py --task damic --packed ../shared/data/damic-tfm/eVSmu_tr1.npz --holdout 0.2 \\
@@ -42,12 +43,15 @@ def headline(task: str, metrics: dict) -> dict:
         m = metrics["metrics"]
         return {"public": m["public_test"]["score"], "private": m["private_test"]["score"],
                 "private AUC": m["private_test"]["auc"], "private MAE keV": m["private_test"]["mae"]}
-    if task == "damic":  # one test file: its figures; several: each file's accuracy
-        tests = {k: v for k, v in metrics["metrics"].items() if k != "validation"}
+    if task == "damic":  # one test file: its figures; several: each file's accuracy; with folds, out of fold too
+        tests = {k: v for k, v in metrics["metrics"].items() if k != "validation" and not k.startswith("out-of-fold")}
+        oof = {k: v["accuracy"] for k, v in metrics["metrics"].items() if k.startswith("out-of-fold")}
         if len(tests) > 1:
-            return {f"{Path(k).stem} {m}": v[m] for k, v in tests.items() for m in ("accuracy", "balanced_accuracy")}
-        test = next(iter(tests.values()))
-        return {"accuracy": test["accuracy"], "balanced accuracy": test["balanced_accuracy"], "AUC": test["auc"]}
+            row = {f"{Path(k).stem} {m}": v[m] for k, v in tests.items() for m in ("accuracy", "balanced_accuracy")}
+        else:
+            test = next(iter(tests.values()))
+            row = {"accuracy": test["accuracy"], "balanced accuracy": test["balanced_accuracy"], "AUC": test["auc"]}
+        return {**row, **{f"{k} accuracy": v for k, v in oof.items()}}
     if task == "egamma":
         return {"AUC": metrics["test"]["auc"], "accuracy": metrics["test"]["accuracy"]}
     return {"mean angular error": metrics["test"]["mean_angular_error"],
@@ -104,7 +108,8 @@ def one_run(task: str, folds: int, seed: int, work: Path, data: list[str], overr
     for k, (name, extra) in enumerate((passes or {}).items()):
         again = [*args, *extra, f"{out}.{keys[0]}={work / f'pass{k}.csv'}", f"{out}.{keys[1]}={work / f'pass{k}'}"]
         run_job("generate", again)
-        row.update({f"{name} {key}": v for key, v in headline(task, run_job("report", again)).items()})
+        row.update({f"{name} {key}": v for key, v in headline(task, run_job("report", again)).items()
+                    if not key.startswith("out-of-fold")})  # the same training events: scored once above
     return dict(row, train_s=t1 - t0, submit_s=t2 - t1)
 
 
@@ -151,7 +156,7 @@ def main() -> None:
             row = one_run(args.task, folds, seed, work / f"seed{seed}_folds{folds}", data, args.overrides, passes)
             rows.append(dict(seed=seed, folds=folds, **row))
             print(rows[-1], flush=True)
-    names = [k for k in rows[0] if k not in ("seed", "folds", "train_s", "submit_s")]
+    names = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("seed", "folds", "train_s", "submit_s")]
     lines = [f"Command: `python benchmarks/folds.py --task {args.task} --seeds {args.seeds} --compare {args.compare}"
              + (f" --packed {args.packed} --holdout {args.holdout}" if args.packed else "")
              + (" --noisy-test" if args.noisy_test else "") + (" --per-file-priors" if args.per_file_priors else "")
@@ -159,12 +164,13 @@ def main() -> None:
              f"Data: {source}. Test figures from each run's report, on test data no setting was chosen on.", "",
              "| seed | train.folds | " + " | ".join(names) + " | train s | submission s |",
              "|---:|---:|" + "---:|" * (len(names) + 2)]
-    lines += [f"| {r['seed']} | {r['folds']} | " + " | ".join(f"{r[n]:.4f}" for n in names)
+    lines += [f"| {r['seed']} | {r['folds']} | " + " | ".join(f"{r[n]:.4f}" if n in r else "" for n in names)
               + f" | {r['train_s']:.0f} | {r['submit_s']:.1f} |" for r in rows]
     lines += [""]
     for folds in compare:
         part = [r for r in rows if r["folds"] == folds]
-        worst = {n: (max if "error" in n or "MAE" in n else min)(r[n] for r in part) for n in names}  # lower is better
+        worst = {n: (max if "error" in n or "MAE" in n else min)(r[n] for r in part)  # lower is better
+                 for n in names if n in part[0]}
         lines.append(f"- train.folds = {folds}: worst over seeds " + ", ".join(f"{n} {v:.4f}" for n, v in worst.items())
                      + f"; spread of {names[0]} {max(r[names[0]] for r in part) - min(r[names[0]] for r in part):.4f}; "
                      f"training {np.mean([r['train_s'] for r in part]):.0f} s, submission "

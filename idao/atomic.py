@@ -45,9 +45,13 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode())
 
 
 def write_csv(df, path: str | os.PathLike, float_format: str = "%.7g") -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from .atomic import write_bytes
 from .cards import model_card
 from .checkpoint import load_checkpoint
 from .errors import DataError
@@ -138,9 +138,9 @@ def export(task, cfg) -> list[Path]:
     ``<export.dir>/<task>/`` (``fold<k>/`` for ``train.fold = k``). All are exported and checked before any
     file is written: a failing model leaves the folder as it was."""
     rt = dataclasses.replace(make_runtime(cfg.train), device=torch.device("cpu"))
-    folder = Path(cfg.export.dir) / task.name
-    if fold_index(cfg.train) is not None:
-        folder = folder / f"fold{fold_index(cfg.train)}"
+    folder, fold = Path(cfg.export.dir) / task.name, fold_index(cfg.train)
+    if fold is not None:
+        folder = folder / f"fold{fold}"
     files, lines = {}, []
     for name, item in task.export_models(cfg, rt).items():
         try:
@@ -158,7 +158,6 @@ def export(task, cfg) -> list[Path]:
         files.update({f"{name}.onnx": onnx, f"{name}.json": text, f"{name}_model_card.md": card})
         lines.append(f"exported {name}: {folder / (name + '.onnx')} (ONNX Runtime within {difference:.1e} of PyTorch)")
     for file, content in files.items():  # each atomically
-        with atomic_path(folder / file) as tmp:
-            tmp.write_bytes(content if isinstance(content, bytes) else content.encode())
+        write_bytes(folder / file, content if isinstance(content, bytes) else content.encode())
     print("\n".join(lines))
     return [folder / f for f in files if f.endswith(".onnx")]

@@ -71,8 +71,9 @@ class BoostedTrees(torch.nn.Module):
 
 
 def fit_trees(x: np.ndarray, y: np.ndarray, num_classes: int, x_val: np.ndarray, y_val: np.ndarray, seed: int,
-              iterations: int, learning_rate: float) -> tuple[BoostedTrees, list[dict]]:
-    """Boost up to ``iterations`` rounds on (x, y); keep the round count with the lowest validation log-loss.
+              iterations: int, learning_rate: float, class_weights=()) -> tuple[BoostedTrees, list[dict]]:
+    """Boost up to ``iterations`` rounds on (x, y); keep the round count with the lowest validation log-loss
+    (with ``class_weights``, one per class, each event weighted by its class's, in both).
 
     Returns the module and one history row per round (training and validation
     log-loss), like a network's epochs.
@@ -81,16 +82,20 @@ def fit_trees(x: np.ndarray, y: np.ndarray, num_classes: int, x_val: np.ndarray,
     if len(present) != num_classes:
         raise DataError(f"boosted trees need training events of all {num_classes} classes, found {present.tolist()}")
     clf = HistGradientBoostingClassifier(max_iter=iterations, learning_rate=learning_rate, early_stopping=False,
-                                         random_state=seed).fit(np.asarray(x, np.float64), y)
+                                         random_state=seed).fit(
+        np.asarray(x, np.float64), y, sample_weight=np.asarray(class_weights)[y] if len(class_weights) else None)
     history = []
     for i, (p_train, p_val) in enumerate(zip(clf.staged_predict_proba(x), clf.staged_predict_proba(x_val))):
-        history.append(dict(epoch=i, train_loss=log_loss(p_train, y), val_metric=log_loss(p_val, y_val)))
+        history.append(dict(epoch=i, train_loss=log_loss(p_train, y, class_weights),
+                            val_metric=log_loss(p_val, y_val, class_weights)))
     best = int(np.argmin([h["val_metric"] for h in history]))
     return from_sklearn(clf, num_classes, rounds=best + 1), history
 
 
-def log_loss(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
+def log_loss(probs: np.ndarray, y: np.ndarray, class_weights=()) -> float:
+    """Mean -log p(true class), each event weighted by its class's weight (empty: all 1)."""
+    p = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
+    return float(-np.average(np.log(p), weights=np.asarray(class_weights)[y] if len(class_weights) else None))
 
 
 def from_sklearn(clf: HistGradientBoostingClassifier, num_classes: int, rounds: int | None = None) -> BoostedTrees:

@@ -68,6 +68,17 @@ def test_damic_cv(tmp_path):
     assert "held-out" in text
 
 
+def test_damic_oof(tmp_path):
+    # the thesis' two files, one map each, two folds, the fast tree model, class balance off and on
+    data = real_slices(tmp_path, "eVSmu_tr1.npz", "eVSn_1.npz", each=40)
+    text = bench("damic_oof", "--folds", "2", "--vary", "damic.model.class_balance=false,true",
+                 "damic.classes=electron,muon,noise", f"damic.train={','.join(data)}",
+                 "damic.packed_labels=electron,muon;noise,electron", "damic.model.model=track_trees",
+                 "damic.model.tree_rounds=5", *FAST, out=tmp_path / "damic_oof.md")
+    assert "out-of-fold eVSmu_tr1 (80)" in text and "[out-of-fold eVSn_1] n=80" in text
+    assert text.count("\n| false |") == 1 and text.count("\n| true |") == 1
+
+
 def test_egamma_benchmarks(tmp_path):
     bench("egamma_difficulty", "--events", "200", "--seeds", "1", out=tmp_path / "difficulty.md")
     bench("egamma_stream", "--events", "600", "--steps", "2", "--threads", "1", out=tmp_path / "stream.md")

@@ -23,6 +23,7 @@ from scipy.special import softmax
 
 from .models import BOX_OUTPUTS  # (importing models registers track_cnn and the others)
 from ..errors import DataError
+from ..trees import log_loss
 from .features import NAMES as FEATURE_NAMES, event_features
 from .io import EV_PER_ELECTRON, Events
 
@@ -39,7 +40,8 @@ class TrackObjective:
     box_target: str = "corner"  # corner: (row, col, h, w) fractions; centre_log: (centre row, centre col, log h, log w)
     mean: float = 0.0
     std: float = 1.0
-    class_fractions: tuple[float, ...] = ()  # of the training set: the prior the probabilities carry
+    class_fractions: tuple[float, ...] = ()  # the prior the probabilities carry (uniform when class-balanced)
+    class_weights: tuple[float, ...] = ()  # per class, in the loss and the validation log-loss (empty: all 1)
     reads: str = "image"  # what the model reads: image, features, image+features or features+box (models.INPUTS)
     feature_mean: tuple[float, ...] = ()  # standardisation of the physics features (training set)
     feature_std: tuple[float, ...] = ()
@@ -156,7 +158,8 @@ class TrackObjective:
 
     def loss_fn(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         n = len(self.classes)
-        loss = F.cross_entropy(out[:, :n], y[:, 0].long())
+        weight = torch.tensor(self.class_weights, dtype=out.dtype, device=out.device) if self.class_weights else None
+        loss = F.cross_entropy(out[:, :n], y[:, 0].long(), weight=weight)
         has_box = y[:, 1] > 0
         if self.box_weight > 0 and has_box.any():
             box_loss = F.mse_loss(out[has_box, n:], y[has_box, 2:], reduction="sum") / len(y)
@@ -183,8 +186,14 @@ class TrackObjective:
         decided by ties and luck; the log-loss is smooth and also rewards
         calibrated probabilities (which the ROC curves and users rely on).
         """
-        p = pred[np.arange(len(data)), data.label]
-        return float(-np.mean(np.log(np.clip(p, 1e-7, 1.0))))
+        return log_loss(pred[:, :len(self.classes)], data.label, self.class_weights)
+
+
+def class_balance(labels: np.ndarray, num_classes: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-class weights that give every class the same total weight (mean weight 1 over the events), and the
+    uniform prior a model trained with them carries."""
+    fractions = np.bincount(labels, minlength=num_classes) / len(labels)
+    return tuple((1.0 / (num_classes * fractions)).tolist()), (1.0 / num_classes,) * num_classes
 
 
 

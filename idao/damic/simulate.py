@@ -145,9 +145,12 @@ def render_event(particle: str, rng) -> dict:
     return dict(energy=energy, noise=noise_frame(rng), loc=loc)
 
 
+SIMULATED = "sim_"  # how every simulated event's file name (its id) starts: reports tell simulated from real
+
+
 def event_name(split: str, index: int, particle: str, rng) -> str:
     code = PDG[particle] * (rng.choice([-1, 1]) if particle == "muon" else 1)
-    return f"sim_{split}_evt_{index:06d}_pdg_{code}.npz"
+    return f"{SIMULATED}{split}_evt_{index:06d}_pdg_{code}.npz"
 
 
 def simulate_dataset(root: str | Path, events_per_class: int, seed: int = 0, classes=CLASSES) -> Path:

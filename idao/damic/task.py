@@ -28,7 +28,8 @@ from ..splits import validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
-from .objective import TrackObjective, fit_feature_stats, fit_stats, fit_window
+from .simulate import SIMULATED
+from .objective import TrackObjective, class_balance, fit_feature_stats, fit_stats, fit_window
 from .io import CLASS_NAMES, Events, check_labels, concat, drop_repeated_frames, read_events
 from .metrics import accuracy_by, classification_metrics, iou
 from .plots import TrackResult, plot_accuracy_vs, plot_confusion, plot_iou, plot_roc
@@ -177,11 +178,13 @@ def make_objective(cfg, train: Events) -> TrackObjective:
     objective = TrackObjective(model_classes(dcfg), window, dcfg.bin, dcfg.log_scale, dcfg.add_noise, mcfg.augment,
                                mcfg.box_weight, mcfg.box_target, reads=model_inputs(mcfg.model))
     mean, std = fit_stats(objective, train)
-    fractions = tuple(float(np.mean(train.label == j)) for j in range(len(objective.classes)))
+    fractions, weights = tuple(float(np.mean(train.label == j)) for j in range(len(objective.classes))), ()
+    if mcfg.class_balance:  # every class the same total weight: the probabilities then carry a uniform prior
+        weights, fractions = class_balance(train.label, len(objective.classes))
     # the features are measured (and cached) only for models that read them
     feature_mean, feature_std = fit_feature_stats(train) if "features" in objective.reads else ((), ())
-    return dataclasses.replace(objective, mean=mean, std=std, class_fractions=fractions, feature_mean=feature_mean,
-                               feature_std=feature_std)
+    return dataclasses.replace(objective, mean=mean, std=std, class_fractions=fractions, class_weights=weights,
+                               feature_mean=feature_mean, feature_std=feature_std)
 
 
 AUTO_PRIORS = "auto"  # damic.test_priors = auto: estimated from the events predicted (``estimate_priors``)
@@ -256,7 +259,8 @@ def boost(cfg, objective: TrackObjective, train: Events, val: Events, seed: int)
     networks' "best epoch"); returns them and one history row per round."""
     mcfg = model_section(cfg)
     x, x_val = (objective.features(d, np.arange(len(d))).numpy() for d in (train, val))
-    return fit_trees(x, train.label, len(objective.classes), x_val, val.label, seed, mcfg.tree_rounds, mcfg.tree_lr)
+    return fit_trees(x, train.label, len(objective.classes), x_val, val.label, seed, mcfg.tree_rounds, mcfg.tree_lr,
+                     objective.class_weights)
 
 
 def fit_tree_model(cfg, settings: ModelSettings, objective: TrackObjective, train: Events, val: Events, rt,
@@ -443,6 +447,26 @@ def test_results(cfg, objective: TrackObjective) -> dict:
     return results
 
 
+def out_of_fold_results(cfg, objective: TrackObjective, events: Events) -> dict:
+    """With ``train.folds`` > 1, every training event scored by the fold model that did not train on it
+    (``oof.csv``): all together and, for several training files, each file apart (the e/mu and e/noise files of
+    the thesis' three-class run are scored as the thesis scored them, one file at a time)."""
+    path = RunSettings.from_config(cfg, NAME).top_dir / "oof.csv"
+    if cfg.train.folds <= 1 or not path.is_file():
+        return {}
+    table = pd.read_csv(path, dtype={"id": str}).set_index("id")
+    missing = [i for i in events.ids if i not in table.index]
+    if missing:
+        raise DataError(f"{path}: no out-of-fold prediction for {len(missing)} training events (e.g. {missing[0]!r}); "
+                        "the training data changed since the folds were trained")
+    table = table.loc[events.ids].reset_index()
+    source = np.array([i.split(":")[0] if ":" in i else "per-event files" for i in events.ids])
+    parts = {"out-of-fold": np.arange(len(events))}
+    if len(np.unique(source)) > 1:
+        parts.update({f"out-of-fold {s}": np.flatnonzero(source == s) for s in dict.fromkeys(source)})
+    return {name: track_result(objective, events.subset(idx), table.iloc[idx]) for name, idx in parts.items()}
+
+
 def summarize(r: TrackResult) -> dict:
     m = classification_metrics(r.label, r.probs, r.classes)
     correct = r.probs.argmax(1) == r.label
@@ -464,6 +488,7 @@ def format_log(metrics: dict, note: str) -> str:
                          f"{v['auc']:7.3f}")
         mac = m["macro"]
         lines.append(f"    {'macro':>9} {mac['precision']:9.3f} {mac['recall']:7.3f} {mac['f1']:6.3f}")
+        lines.append(f"    confusion (rows true, columns predicted: {', '.join(m['per_class'])}): {m['confusion']}")
         for key, unit in (("accuracy_by_energy_kev", "keV"), ("accuracy_by_elongation_px", "px")):
             lines.append(f"    accuracy by {key.split('_')[2]}: " + ", ".join(
                 f"{b['low']:.3g}-{b['high']:.3g} {unit} {b['accuracy']:.2f} (n={b['n']})" for b in m[key]))
@@ -478,6 +503,7 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     results = {"validation": track_result(objective, val, predictions(model, objective, val, rt)[0])}
     tests = test_results(cfg, objective)
     results.update(tests)
+    results.update(out_of_fold_results(cfg, objective, events))
     note = (f"test sets scored from {cfg.section('damic.output').predictions}"
             + (f" with class priors {cfg.damic.test_priors}" if cfg.damic.test_priors else "") if tests
             else "no labelled test set (damic.test unlabelled or empty, or generate_submission.py has not run)")
@@ -491,7 +517,8 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     plot_iou(results, images[3])
     plot_accuracy_vs(results, images[4])
     plot_learning_curves(load_histories(run, [MODEL]), images[5])
-    log_text = format_log(metrics, note)
+    banner = simulated_banner(events)
+    log_text = format_log(metrics, f"{banner}\n{note}" if banner else note)
     shown = next((n for n in metrics if n != "validation"), "validation")
     headline = (f"{shown}: accuracy {metrics[shown]['accuracy']:.4f} · balanced {metrics[shown]['balanced_accuracy']:.4f}"
                 f" · AUC {metrics[shown]['auc']:.4f} · mean IoU {metrics[shown]['mean_iou']:.3f}")
@@ -501,7 +528,20 @@ def evaluate(cfg, rt, folder: Path) -> Report:
                 [[c, v["precision"], v["recall"], v["f1"], v["support"], v["auc"]] for c, v in m["per_class"].items()])
                for n, m in metrics.items()]
     return Report("idao report: DAMIC-M tracks", headline, log_text, dict(classes=list(objective.classes), metrics=metrics),
-                  images, tables)
+                  images, tables, banner)
+
+
+def simulated_banner(events: Events) -> str:
+    """Which training events idao's simulator made (by their file names), so that no figure on them is read as
+    a figure on real data."""
+    simulated = np.array([i.startswith(SIMULATED) for i in events.ids])
+    if not simulated.any():
+        return ""
+    if simulated.all():
+        return "SIMULATED DATA (idao.damic.simulate)"
+    counts = ", ".join(f"{c} {n}" for c, n in zip(*np.unique(events.particle[simulated], return_counts=True)))
+    return (f"PARTLY SIMULATED: {counts} of the {len(events)} training events are from idao.damic.simulate, the rest "
+            "real; figures on those classes are on the simulator")
 
 
 class DamicTask(TaskDefaults):
@@ -533,11 +573,12 @@ class DamicTask(TaskDefaults):
         if cfg.train.pseudo_label > 0 and not split_list(dcfg.test):
             raise ConfigError("train.pseudo_label: damic.test is empty; pseudo-labels come from the events predicted")
         pseudo = split_list(dcfg.test) if cfg.train.pseudo_label > 0 else []  # read after round 1: checked now
+        per_source = len(label_maps(dcfg)) > 1
         for source, key in [*((s, "damic.train") for s in split_list(dcfg.train)), *((s, "damic.test") for s in pseudo)]:
             if Path(source).exists() or dcfg.simulate_events <= 0:
                 check_readable(source, key)
                 if key == "damic.train":
-                    check_labels(source, label_map(dcfg, source, True), len(label_maps(dcfg)) > 1)
+                    check_labels(source, label_map(dcfg, source, True), per_source)
 
     def check_generate(self, cfg) -> None:
         check_checkpoint(self.checkpoint(cfg))

@@ -13,6 +13,7 @@ plots and a 3D event display.
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +180,13 @@ def model_directions(model, objective, data: PulseSet, rt) -> np.ndarray:
     return out
 
 
+def routes(objective) -> tuple:
+    """Per class, the reconstruction its events are routed to: a fold ensemble's is the one most of its members
+    chose on their own validation folds (a tie: the earliest fold's of those tied)."""
+    members = getattr(objective, "members", [objective])
+    return tuple(Counter(choices).most_common(1)[0][0] for choices in zip(*(m.routes for m in members)))
+
+
 def directions(cfg, data: PulseSet, rt, probs: np.ndarray | None = None, method: str | None = None) -> np.ndarray:
     """(N, 3) directions of ``data``'s events by ``method`` (default ``icecube.method``): the network, a
     baseline, or ``routed``: each event by the reconstruction its predicted class is routed to (``probs``: the
@@ -193,7 +201,7 @@ def directions(cfg, data: PulseSet, rt, probs: np.ndarray | None = None, method:
     if loaded is None:  # no event classifier (the training events had no types): the network for every event
         return directions(cfg, data, rt, method="model")
     assert probs is not None, "routed directions need the classifier's probabilities"
-    route = np.array(loaded[1].routes)[probs.argmax(1)]
+    route = np.array(routes(loaded[1]))[probs.argmax(1)]
     out = np.zeros((len(data), 3))
     for m in set(route):
         where = np.flatnonzero(route == m)

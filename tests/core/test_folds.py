@@ -72,6 +72,19 @@ def test_oof_covers_every_training_event_once(damic_folds):
     assert sorted(events.subset(val_idx).ids) == sorted(oof.loc[oof["fold"] == 1, "id"])
 
 
+def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_path):
+    """report.py with train.folds: the out-of-fold table scored as a set of its own (per class, confusion),
+    its accuracy the share of rows oof.csv predicts right."""
+    work, _, _, ref, _ = damic_folds
+    out = run("report.py", *ref, f"damic.output.predictions={tmp_path / 'none.csv'}",
+              f"damic.output.results_dir={tmp_path / 'report'}").stdout
+    oof = pd.read_csv(work / "ref" / "damic" / "oof.csv")
+    scored = json.loads((tmp_path / "report" / "metrics.json").read_text())["metrics"]["out-of-fold"]
+    assert scored["n"] == len(oof)
+    assert scored["accuracy"] == pytest.approx((oof["predicted"] == oof["particle"]).mean())
+    assert np.sum(scored["confusion"]) == len(oof) and "[out-of-fold] n=" in out
+
+
 def test_the_fold_ensemble_averages_the_members_raw_outputs(damic_folds):
     work, sim, _, ref, _ = damic_folds
     cfg = load_config(None, ref, echo=False)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,48 @@ def test_several_packed_files_each_with_its_own_label_map(tmp_path):
     predicted = load_events(f"{other},{held_out}", cfg.damic, labelled=False)  # a frame in both: each predicted
     assert predicted.ids == ["other:0", "other:1", "en:0", "en:1"]
     assert predicted.particle.tolist() == ["", "", "electron", "noise"]
+
+
+def test_class_balance_gives_every_class_the_same_weight(tmp_path):
+    """damic.model.class_balance: the loss weighs each class by the inverse of its share (equal totals, mean 1)
+    and the model's probabilities carry a uniform prior (what damic.test_priors corrects from); off, the
+    training set's own fractions."""
+    from idao.config import load_config
+    from idao.damic.task import load_events, make_objective
+
+    rng = np.random.default_rng(0)
+    frames = rng.poisson(0.05, (40, 12, 12)).astype(float) * EV_PER_ELECTRON
+    frames[:, 5, 2:9] += 100.0  # a track in every frame
+    data = packed(tmp_path / "emu.npz", frames, [0] * 30 + [1] * 10)  # 30 electrons, 10 muons
+    for balance, weights, fractions in (("true", (40 / 60, 40 / 20), (0.5, 0.5)), ("false", (), (0.75, 0.25))):
+        cfg = load_config(overrides=["task.name=damic", f"damic.train={data}", "damic.classes=electron,muon",
+                                     "damic.window=16x16", f"damic.model.class_balance={balance}"], echo=False)
+        objective = make_objective(cfg, load_events(cfg.damic.train, cfg.damic, classes=("electron", "muon")))
+        assert objective.class_weights == pytest.approx(weights) and objective.class_fractions == pytest.approx(fractions)
+    out = torch.tensor([[2.0, 0.0, 0, 0, 0, 0], [2.0, 0.0, 0, 0, 0, 0]])
+    y = torch.tensor([[0.0, 0, 0, 0, 0, 0], [1.0, 0, 0, 0, 0, 0]])  # the muon is wrong: it weighs 3x here
+    weighted = dataclasses.replace(objective, class_weights=(1.0, 3.0), box_weight=0.0).loss_fn(out, y)
+    expected = (torch.nn.functional.cross_entropy(out[:1, :2], torch.tensor([0]))
+                + 3 * torch.nn.functional.cross_entropy(out[1:, :2], torch.tensor([1]))) / 4
+    assert float(weighted) == pytest.approx(float(expected))
+
+
+def test_the_report_says_which_training_events_are_simulated(tmp_path):
+    """Real files with the thesis' alphas from the simulator (its four-class run): the report's banner names the
+    simulated class and count; real data alone gets none, simulated data alone the plain banner."""
+    from idao.config import load_config
+    from idao.damic.task import load_events, simulated_banner
+
+    frames = np.zeros((4, 12, 12))
+    frames[:, 5, 2:9] = np.arange(1, 5)[:, None] * 100.0
+    real = packed(tmp_path / "emu.npz", frames, [0, 0, 1, 1])
+    sim = simulate_dataset(tmp_path / "alphas", events_per_class=3, seed=0, classes=("alpha",))
+    cfg = load_config(overrides=["task.name=damic", f"damic.train={real},{sim / 'train'}",
+                                 "damic.classes=electron,muon,alpha", "damic.packed_labels=electron,muon;"], echo=False)
+    both = load_events(cfg.damic.train, cfg.damic, classes=("electron", "muon", "alpha"))
+    assert simulated_banner(both).startswith("PARTLY SIMULATED: alpha 3 of the 7 training events")
+    assert simulated_banner(both.subset(np.arange(4))) == ""
+    assert simulated_banner(both.subset(np.arange(4, 7))).startswith("SIMULATED DATA")
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -530,7 +573,7 @@ def test_priors_auto_estimates_the_mix_of_the_events_predicted(damic_run, tmp_pa
     pred = pd.read_csv(out)
     probs = pred[[f"p_{c}" for c in CLASSES]]
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(probs.mean(0), [fractions[c] for c in CLASSES], atol=2e-3)
+    np.testing.assert_allclose(probs.mean(axis=0), [fractions[c] for c in CLASSES], atol=2e-3)
     assert f"; {line}" in out.with_suffix(".config.ini").read_text()  # the estimate is recorded with the config
 
 

@@ -106,6 +106,20 @@ def sim(tmp_path_factory):
     return simulate_dataset(tmp_path_factory.mktemp("icecube") / "data", 300, 60, per_file=100, seed=1)
 
 
+def test_a_fold_ensemble_routes_each_class_as_most_of_its_folds_chose():
+    """icecube.method = routed with train.folds: per class the reconstruction most fold classifiers chose on
+    their own validation folds, not fold 0's alone; a tie goes to the earliest fold's of those tied."""
+    from idao.engine import EnsembleObjective
+    from idao.icecube.classes import EventClassObjective
+    from idao.icecube.task import routes
+
+    folds = [("model", "linefit", "twodots"), ("linefit", "linefit", "model"), ("linefit", "model", "twodots"),
+             ("model", "model", "linefit")]
+    assert routes(EnsembleObjective([EventClassObjective(routes=r) for r in folds[:3]])) == ("linefit", "linefit", "twodots")
+    assert routes(EnsembleObjective([EventClassObjective(routes=r) for r in folds])) == ("model", "linefit", "twodots")
+    assert routes(EventClassObjective(routes=folds[1])) == folds[1]
+
+
 def test_simulator_writes_the_kaggle_layout(sim):
     meta = pd.read_parquet(sim / "train_meta.parquet")
     assert list(meta.columns[:6]) == ["batch_id", "event_id", "first_pulse_index", "last_pulse_index", "azimuth",
