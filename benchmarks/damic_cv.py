@@ -17,6 +17,9 @@ clean folds is scored on the clean and the noisy held-out fold, and one
 trained on the noisy folds on both too (the thesis: 98.9 % clean, 97.0 %
 noisy on electron vs noise).
 
+Several files (``--data a.npz,b.npz`` with ``damic.packed_labels`` one map per file, as for train.py) are
+folded together, and each file's accuracy gets a column of its own (the thesis' electron / muon / noise run).
+
 With ``--holdout 0.2`` a fixed fifth of the file (stratified, copies kept
 together, drawn with its own seed so that every ``train.seed`` holds out the
 same events) is set aside first: the folds are made from the rest, and after
@@ -76,6 +79,9 @@ def score(cfg, rt, run, test, classes, priors=None, weigh=None) -> dict:
     has_box = test.particle != "noise"
     boxes = table[list(BOX_COLUMNS)].to_numpy()
     m["iou"] = float(iou(boxes[has_box], test.boxes[has_box]).mean()) if has_box.any() else float("nan")
+    source = np.array([i.split(":")[0] if ":" in i else "per-event files" for i in test.ids])  # "<file>:<index>"
+    correct = table["predicted"].to_numpy() == test.particle
+    m["by_file"] = {f: float(correct[source == f].mean()) for f in dict.fromkeys(source)}
     return m
 
 
@@ -113,7 +119,8 @@ def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mi
             m = score(cfg, rt, run, test_part, classes, priors, weigh)
             rows.append(dict(fold=k, trained=trained_on, scored=scored_on, n=len(test_part),
                              accuracy=m["accuracy"], balanced=m["balanced_accuracy"], auc=m["auc"], iou=m["iou"],
-                             epochs=result["epochs_run"], seconds=time.time() - t0))
+                             epochs=result["epochs_run"], seconds=time.time() - t0,
+                             **{f"accuracy {f}": v for f, v in m["by_file"].items()}))
             print(f"fold {k} trained {trained_on} scored {scored_on}: accuracy {m['accuracy']:.4f}  balanced "
                   f"{m['balanced_accuracy']:.4f}  AUC {m['auc']:.4f}  IoU {m['iou']:.3f}  "
                   f"({result['epochs_run']} epochs, {time.time() - t0:.0f} s)", flush=True)
@@ -122,7 +129,8 @@ def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="labelled events: packed .npz, per-event file or folder")
+    parser.add_argument("--data", required=True, help="labelled events: packed .npz, per-event file or folder; "
+                        "several comma-separated (one damic.packed_labels map each): each file's accuracy too")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", help="also write the table (markdown) here")
     parser.add_argument("--config", default=None)
@@ -175,15 +183,23 @@ def main() -> None:
              f"{time.time() - t_all:.0f} s in all on 2 CPU cores", "",
              "| fold | trained on | scored on | test events | accuracy | balanced accuracy | ROC-AUC | mean IoU | epochs | "
              "seconds |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    row = ("| {r.fold} | {r.trained} | {r.scored} | {r.n} | {r.accuracy:.4f} | {r.balanced:.4f} | {r.auc:.4f} | "
-           "{r.iou:.3f} | {r.epochs} | {r.seconds:.0f} |")
+    files = [c for c in table.columns if c.startswith("accuracy ")]  # several files scored: each one's accuracy
+    files = files if len(files) > 1 else []
+    if files:
+        lines[-2:] = [lines[-2] + "".join(f" {f} |" for f in files), lines[-1] + "---:|" * len(files)]
+
+    def row(r: dict, label=None) -> str:
+        return (f"| {label or r['fold']} | {r['trained']} | {r['scored']} | {r['n']} | {r['accuracy']:.4f} | "
+                f"{r['balanced']:.4f} | {r['auc']:.4f} | {r['iou']:.3f} | {r['epochs']} | {r['seconds']:.0f} |"
+                + "".join(f" {r[f]:.4f} |" for f in files))
     held_out = table.fold == "held-out"
-    lines += [row.format(r=r) for r in table[~held_out].itertuples()]
+    lines += [row(r) for r in table[~held_out].to_dict("records")]
     for (trained, scored), g in table[~held_out].groupby(["trained", "scored"], sort=False):
         lines.append(f"| **mean ± std** | {trained} | {scored} | {g.n.sum()} | **{g.accuracy.mean():.4f} ± "
                      f"{g.accuracy.std(ddof=0):.4f}** | {g.balanced.mean():.4f} | **{g.auc.mean():.4f}** | "
-                     f"{g.iou.mean():.3f} | | {g.seconds.mean():.0f} per run |")
-    lines += [row.format(r=r).replace("| held-out |", "| **held-out** |", 1) for r in table[held_out].itertuples()]
+                     f"{g.iou.mean():.3f} | | {g.seconds.mean():.0f} per run |" + "".join(
+                         f" {g[f].mean():.4f} |" for f in files))
+    lines += [row(r, "**held-out**") for r in table[held_out].to_dict("records")]
     publish(lines, args.out)
 
 

@@ -66,6 +66,11 @@ def test_damic_cv(tmp_path):
                  "damic.packed_labels=noise,electron", "damic.model.model=track_trees", "damic.model.tree_rounds=5",
                  *FAST, out=tmp_path / "damic_cv.md")
     assert "held-out" in text
+    both = real_slices(tmp_path, "eVSmu_tr1.npz", "eVSn_1.npz", each=40)  # two files, a map each: a column each
+    text = bench("damic_cv", "--data", ",".join(both), "--folds", "2", "damic.classes=electron,muon,noise",
+                 "damic.packed_labels=electron,muon;noise,electron", "damic.model.model=track_trees",
+                 "damic.model.tree_rounds=5", *FAST, out=tmp_path / "damic_cv_both.md")
+    assert "| accuracy eVSmu_tr1 | accuracy eVSn_1 |" in text
 
 
 def test_damic_oof(tmp_path):
