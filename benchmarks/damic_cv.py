@@ -79,7 +79,7 @@ def score(cfg, rt, run, test, classes, priors=None, weigh=None) -> dict:
     has_box = test.particle != "noise"
     boxes = table[list(BOX_COLUMNS)].to_numpy()
     m["iou"] = float(iou(boxes[has_box], test.boxes[has_box]).mean()) if has_box.any() else float("nan")
-    source = np.array([i.split(":")[0] if ":" in i else "per-event files" for i in test.ids])  # "<file>:<index>"
+    source = test.sources()
     correct = table["predicted"].to_numpy() == test.particle
     m["by_file"] = {f: float(correct[source == f].mean()) for f in dict.fromkeys(source)}
     return m

@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.folds < 2:
+        parser.error(f"--folds {args.folds}: out of fold needs 2 folds or more")
     key, values = args.vary.split("=", 1) if args.vary else ("", "")
     work = Path(tempfile.mkdtemp(prefix="damic-oof-"))
     rows, log = [], ""

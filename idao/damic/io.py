@@ -59,6 +59,11 @@ class Events:
         """Box height x width in pixels, the thesis' elongation measure."""
         return self.boxes[:, 2] * self.boxes[:, 3]
 
+    def sources(self) -> np.ndarray:
+        """The file each event was read from: ``<file>`` of a packed file's ``<file>:<index>`` ids; "per-event
+        files" for the rest (one file per event)."""
+        return np.array([i.rsplit(":", 1)[0] if ":" in i else "per-event files" for i in self.ids])
+
     def copies(self) -> np.ndarray:
         """A group number per event, shared by the copies of one frame, so that a split keeps copies on one side:
         the thesis' eVSmu_tr1.npz holds 195 repeated muons (1,405 distinct frames of 1,600), and a copy on both

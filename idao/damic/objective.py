@@ -46,8 +46,11 @@ class TrackObjective:
     feature_mean: tuple[float, ...] = ()  # standardisation of the physics features (training set)
     feature_std: tuple[float, ...] = ()
 
-    metric_name = "log-loss"
     higher_is_better = False
+
+    @property
+    def metric_name(self) -> str:  # with class weights the validation log-loss is weighted as the loss is
+        return "log-loss (classes weighted)" if self.class_weights else "log-loss"
 
     def __post_init__(self):  # a checkpoint of a version that measured other features cannot be fed these
         if self.feature_mean and len(self.feature_mean) != len(FEATURE_NAMES):
@@ -193,6 +196,8 @@ def class_balance(labels: np.ndarray, num_classes: int) -> tuple[tuple[float, ..
     """Per-class weights that give every class the same total weight (mean weight 1 over the events), and the
     uniform prior a model trained with them carries."""
     fractions = np.bincount(labels, minlength=num_classes) / len(labels)
+    if not fractions.all():
+        raise DataError(f"class balance: no training events of class {int(np.argmin(fractions))} of {num_classes}")
     return tuple((1.0 / (num_classes * fractions)).tolist()), (1.0 / num_classes,) * num_classes
 
 

@@ -8,6 +8,7 @@ objective), outputs carry the resolved config.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,8 @@ from ..models import build_model, check_model
 from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
-from ..folds import pseudo_labels_path, read_pseudo_labels
-from ..splits import validation_split
+from ..folds import fold_plan, pseudo_labels_path, read_pseudo_labels
+from ..splits import fold_index, validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
@@ -41,7 +42,7 @@ BOX_TARGETS = ("corner", "centre_log")
 # what generate_submission.py and report.py read from the checkpoint unless set (the data too: the report's
 # validation split must be the one the model was validated on)
 REMEMBERED = ("damic.classes", "damic.packed_labels", "damic.window", "damic.bin", "damic.log_scale", "damic.add_noise",
-              "damic.train", "damic.val_fraction", "train.seed", "damic.model.model")
+              "damic.train", "damic.val_fraction", "train.seed", "damic.model.model", "damic.model.class_balance")
 RULES = {  # beside the defaults in config.ini; see idao/schema.py
     "damic.simulate_events": NON_NEGATIVE, "damic.simulate_seed": NON_NEGATIVE, "damic.val_fraction": FRACTION,
     "damic.bin": Range(1, 16), "damic.model.box_weight": Range(0, 1, open_high=True),
@@ -79,7 +80,10 @@ def parse_window(text, bin_factor: int) -> tuple[int, int] | None:
 
 
 def compat_settings(cfg) -> dict:
-    return {"damic": {k: getattr(cfg.damic, k) for k in COMPAT_KEYS}}
+    """What a checkpoint must have been trained with to be resumed or loaded: its inputs, and the class weighting
+    its probabilities' prior comes from."""
+    return {"damic": {k: getattr(cfg.damic, k) for k in COMPAT_KEYS},
+            "damic.model": {"class_balance": model_section(cfg).class_balance}}
 
 
 def label_maps(dcfg) -> list[tuple[str, ...]]:
@@ -224,13 +228,13 @@ def estimate_priors(probs: np.ndarray, training: tuple[float, ...], iterations: 
 
 
 def resolve_priors(probs: np.ndarray, training: tuple[float, ...], priors: np.ndarray | str | None):
-    """The priors to decide with: as set, estimated from ``probs`` for ``AUTO_PRIORS``, or None (as trained)."""
+    """The priors to decide with: as set, estimated from ``probs`` for ``AUTO_PRIORS``, or None (the model's own)."""
     return estimate_priors(probs, training) if isinstance(priors, str) and training else priors
 
 
 def with_priors(probs: np.ndarray, training: tuple[float, ...], priors: np.ndarray | None) -> np.ndarray:
-    """Class probabilities re-weighted from the training set's class fractions to the test file's expected ones
-    (Bayes' rule): the threshold moves where the classes are not balanced as in training."""
+    """Class probabilities re-weighted from the prior the model carries (``training``: the training set's class
+    fractions, or equal ones for a class-balanced model) to the test file's expected ones (Bayes' rule)."""
     if priors is None or not training:
         return probs
     weighted = probs * (priors / np.maximum(np.asarray(training), 1e-9))
@@ -451,16 +455,21 @@ def out_of_fold_results(cfg, objective: TrackObjective, events: Events) -> dict:
     """With ``train.folds`` > 1, every training event scored by the fold model that did not train on it
     (``oof.csv``): all together and, for several training files, each file apart (the e/mu and e/noise files of
     the thesis' three-class run are scored as the thesis scored them, one file at a time)."""
-    path = RunSettings.from_config(cfg, NAME).top_dir / "oof.csv"
-    if cfg.train.folds <= 1 or not path.is_file():
+    top = RunSettings.from_config(cfg, NAME).top_dir
+    path, cv = top / "oof.csv", top / "cv.json"
+    if cfg.train.folds <= 1 or fold_index(cfg.train) is not None or not path.is_file() or not cv.is_file():
+        return {}  # one model, one fold's model (train.fold = k), or folds not all done
+    plan = json.loads(cv.read_text())
+    if any(plan.get(k) != v for k, v in fold_plan(cfg).items()):
+        print(f"{path}: written by folds of another plan ({cv}); not scored")
         return {}
-    table = pd.read_csv(path, dtype={"id": str}).set_index("id")
+    table = pd.read_csv(path, dtype={"id": str}).drop_duplicates("id").set_index("id")
     missing = [i for i in events.ids if i not in table.index]
-    if missing:
-        raise DataError(f"{path}: no out-of-fold prediction for {len(missing)} training events (e.g. {missing[0]!r}); "
-                        "the training data changed since the folds were trained")
+    if missing or (table.loc[events.ids, "particle"].to_numpy() != events.particle).any():
+        raise DataError(f"{path}: its events or their classes differ from the training data's (e.g. "
+                        f"{(missing or events.ids)[0]!r}): the data changed since the folds were trained; train again")
     table = table.loc[events.ids].reset_index()
-    source = np.array([i.split(":")[0] if ":" in i else "per-event files" for i in events.ids])
+    source = events.sources()
     parts = {"out-of-fold": np.arange(len(events))}
     if len(np.unique(source)) > 1:
         parts.update({f"out-of-fold {s}": np.flatnonzero(source == s) for s in dict.fromkeys(source)})

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from scipy.spatial import ConvexHull
 
+from ..trees import log_loss
 from .baselines import clean_weights, dot_displacements, line_velocities
 from .io import PulseSet
 
@@ -147,5 +148,4 @@ class EventClassObjective:
         return e / e.sum(axis=1, keepdims=True)
 
     def metric(self, probs: np.ndarray, data: PulseSet) -> float:
-        y = labels(data)
-        return float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
+        return log_loss(probs, labels(data))

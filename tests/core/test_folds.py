@@ -74,7 +74,7 @@ def test_oof_covers_every_training_event_once(damic_folds):
 
 def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_path):
     """report.py with train.folds: the out-of-fold table scored as a set of its own (per class, confusion),
-    its accuracy the share of rows oof.csv predicts right."""
+    its accuracy the share of rows oof.csv predicts right; a report of one fold's model (train.fold) leaves it."""
     work, _, _, ref, _ = damic_folds
     out = run("report.py", *ref, f"damic.output.predictions={tmp_path / 'none.csv'}",
               f"damic.output.results_dir={tmp_path / 'report'}").stdout
@@ -83,6 +83,9 @@ def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_pat
     assert scored["n"] == len(oof)
     assert scored["accuracy"] == pytest.approx((oof["predicted"] == oof["particle"]).mean())
     assert np.sum(scored["confusion"]) == len(oof) and "[out-of-fold] n=" in out
+    one = run("report.py", *ref, "train.fold=1", f"damic.output.predictions={tmp_path / 'none.csv'}",
+              f"damic.output.results_dir={tmp_path / 'fold1'}").stdout  # one fold's model: not the others' table
+    assert "[out-of-fold" not in one and "[validation]" in one
 
 
 def test_the_fold_ensemble_averages_the_members_raw_outputs(damic_folds):

@@ -45,7 +45,8 @@ def test_trees_need_every_class_in_training():
 def test_class_weights_give_a_rare_class_its_share():
     """With one weight per class the trees fit (and pick their round count on) the weighted log-loss: a class of
     10 % weighted up 9x is found far more often on overlapping data than unweighted, and the weighted
-    validation log-loss is the mean of the two classes' own log-losses."""
+    log-loss is weighted as the fit is (here, with the validation set's 10 % of the rare class, about the mean
+    of the two classes' own log-losses)."""
     from idao.trees import log_loss
 
     rng = np.random.default_rng(0)
