@@ -374,7 +374,7 @@ def test_damic_scripts_end_to_end(damic_run):
     expected = sorted(p.stem for p in (sim / "test").glob("*.npz"))
     assert sorted(pred["id"]) == expected
     probs = pred[[f"p_{c}" for c in CLASSES]].to_numpy()
-    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert set(pred["predicted"]) <= set(CLASSES)
     assert (pred["box_height"] >= 0).all() and (pred["box_width"] >= 0).all()
     # the report's test accuracy is the CSV's, against the pdg in the file names
@@ -572,7 +572,7 @@ def test_priors_auto_estimates_the_mix_of_the_events_predicted(damic_run, tmp_pa
     fractions = {item.split()[0]: float(item.split()[1]) for item in line.split(": ")[1].split(", ")}
     pred = pd.read_csv(out)
     probs = pred[[f"p_{c}" for c in CLASSES]]
-    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(probs.mean(axis=0), [fractions[c] for c in CLASSES], atol=2e-3)
     assert f"; {line}" in out.with_suffix(".config.ini").read_text()  # the estimate is recorded with the config
 
