@@ -74,14 +74,14 @@ def test_damic_cv(tmp_path):
 
 
 def test_damic_oof(tmp_path):
-    # the thesis' two files, one map each, two folds, the fast tree model, class balance off and on
+    # the thesis' two files, one map each, two folds, the fast tree model, a setting varied (one value: one run)
     data = real_slices(tmp_path, "eVSmu_tr1.npz", "eVSn_1.npz", each=40)
-    text = bench("damic_oof", "--folds", "2", "--vary", "damic.model.class_balance=false,true",
+    text = bench("damic_oof", "--folds", "2", "--vary", "damic.model.class_balance=true",
                  "damic.classes=electron,muon,noise", f"damic.train={','.join(data)}",
                  "damic.packed_labels=electron,muon;noise,electron", "damic.model.model=track_trees",
                  "damic.model.tree_rounds=5", *FAST, out=tmp_path / "damic_oof.md")
     assert "out-of-fold eVSmu_tr1 (80)" in text and "[out-of-fold eVSn_1] n=80" in text
-    assert text.count("\n| false |") == 1 and text.count("\n| true |") == 1
+    assert text.count("\n| true | 0 |") == 1
 
 
 def test_egamma_benchmarks(tmp_path):
