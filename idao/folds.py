@@ -165,6 +165,20 @@ def summarize_folds(top: Path, folds: int, plan: dict) -> dict | None:
     return cv
 
 
+def out_of_fold_table(cfg, task_name: str) -> tuple[pd.DataFrame, Path] | None:
+    """The whole ``oof.csv`` of the fold plan ``cfg`` describes, and its path, for a report of the fold ensemble;
+    None for one model, one fold's model (``train.fold``), folds not all done, or a table of another plan."""
+    top = RunSettings.from_config(cfg, task_name).top_dir
+    path, cv = top / "oof.csv", top / "cv.json"
+    if cfg.train.folds <= 1 or fold_index(cfg.train) is not None or not path.is_file() or not cv.is_file():
+        return None
+    plan = json.loads(cv.read_text())
+    if any(plan.get(k) != v for k, v in fold_plan(cfg).items()):
+        print(f"{path}: written by folds of another plan ({cv}); not scored")
+        return None
+    return pd.read_csv(path, dtype={"id": str}).drop_duplicates("id"), path
+
+
 def add_folds(result: Report, cv: dict, path: Path) -> None:
     """The cross-validated figures (``cv.json``) in a report of the fold ensemble: a table of each model's
     validation metric per fold, and a warning that the ensemble's own validation figures are not held out."""

@@ -8,7 +8,6 @@ objective), outputs carry the resolved config.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,8 @@ from ..models import build_model, check_model
 from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
-from ..folds import fold_plan, pseudo_labels_path, read_pseudo_labels
-from ..splits import fold_index, validation_split
+from ..folds import out_of_fold_table, pseudo_labels_path, read_pseudo_labels
+from ..splits import validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
@@ -455,15 +454,10 @@ def out_of_fold_results(cfg, objective: TrackObjective, events: Events) -> dict:
     """With ``train.folds`` > 1, every training event scored by the fold model that did not train on it
     (``oof.csv``): all together and, for several training files, each file apart (the e/mu and e/noise files of
     the thesis' three-class run are scored as the thesis scored them, one file at a time)."""
-    top = RunSettings.from_config(cfg, NAME).top_dir
-    path, cv = top / "oof.csv", top / "cv.json"
-    if cfg.train.folds <= 1 or fold_index(cfg.train) is not None or not path.is_file() or not cv.is_file():
-        return {}  # one model, one fold's model (train.fold = k), or folds not all done
-    plan = json.loads(cv.read_text())
-    if any(plan.get(k) != v for k, v in fold_plan(cfg).items()):
-        print(f"{path}: written by folds of another plan ({cv}); not scored")
+    found = out_of_fold_table(cfg, NAME)
+    if found is None:
         return {}
-    table = pd.read_csv(path, dtype={"id": str}).drop_duplicates("id").set_index("id")
+    table, path = found[0].set_index("id"), found[1]
     missing = [i for i in events.ids if i not in table.index]
     if missing or (table.loc[events.ids, "particle"].to_numpy() != events.particle).any():
         raise DataError(f"{path}: its events or their classes differ from the training data's (e.g. "
