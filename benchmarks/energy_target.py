@@ -45,7 +45,7 @@ def main() -> None:
                                          "train.progress=false", f"cygno.regressor.epochs={args.epochs}",
                                          f"cygno.regressor.target={target}", f"cygno.regressor.loss={loss}"], echo=False)
         rt = make_runtime(cfg.train)
-        _, crops, tr, va = prepare(cfg, rt)
+        _, crops, (tr, va, _) = prepare(cfg, rt)
         result = fit("regressor", ModelSettings.from_section(cfg.section("cygno.regressor"), "cygno.regressor"), make_objective("regressor", cfg),
                      crops.subset(tr), crops.subset(va), rt, RunSettings.from_config(cfg, "cygno"), compat_settings(cfg))
         model, head = load_models(cfg, rt, ("regressor",))["regressor"]

@@ -22,6 +22,8 @@ from .splits import fold_index
 from .tasks import Report, Task
 
 RECORDED = ("train.pseudo_label", "train.pseudo_labelled")  # taken from every task's checkpoint: how it was trained
+VALIDATED = {"inner": "each model validated on a split of its training folds",  # train.fold_validation, in words
+             "fold": "each model validated on the fold it left out"}
 
 
 def check_folds(task: Task, cfg, job: str) -> None:
@@ -95,7 +97,8 @@ def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
 def fold_plan(cfg) -> dict:
     """What makes a fold's models what they are, beside the data: a finished fold of another plan is not
     reused by a resumed run."""
-    return dict(folds=cfg.train.folds, seed=cfg.train.seed, pseudo_labelled=cfg.train.pseudo_labelled)
+    return dict(folds=cfg.train.folds, seed=cfg.train.seed, pseudo_labelled=cfg.train.pseudo_labelled,
+                validation=cfg.train.fold_validation)
 
 
 def cross_validate(task: Task, cfg, only: str | None = None) -> list[dict]:
@@ -159,8 +162,8 @@ def summarize_folds(top: Path, folds: int, plan: dict) -> dict | None:
           for kind, rows in per_model.items()}
     write_text(top / "cv.json", json.dumps(dict(plan, models=cv), indent=1))
     for kind, c in cv.items():
-        print(f"cross-validated ({folds} folds): {kind} validation {c['metric']} {c['mean']:.4f} ± {c['std']:.4f} "
-              f"(folds {c['min']:.4f} to {c['max']:.4f})")
+        print(f"cross-validated ({folds} folds, {VALIDATED[plan['validation']]}): {kind} validation {c['metric']} "
+              f"{c['mean']:.4f} ± {c['std']:.4f} (folds {c['min']:.4f} to {c['max']:.4f})")
     print(f"out-of-fold predictions of {len(oof)} training events: {top / 'oof.csv'}")
     return cv
 
@@ -183,7 +186,8 @@ def add_folds(result: Report, cv: dict, path: Path) -> None:
     """The cross-validated figures (``cv.json``) in a report of the fold ensemble: a table of each model's
     validation metric per fold, and a warning that the ensemble's own validation figures are not held out."""
     result.metrics["cross_validation"] = cv
-    result.tables.append((f"Cross-validation ({cv['folds']} folds, {path})", ["model", "metric", "mean", "std",
+    where = VALIDATED[cv.get("validation", "fold")]
+    result.tables.append((f"Cross-validation ({cv['folds']} folds, {where}; {path})", ["model", "metric", "mean", "std",
                           *[f"fold {k}" for k in range(cv["folds"])]],
                           [[kind, c["metric"], c["mean"], c["std"], *c["per_fold"]] for kind, c in cv["models"].items()]))
     result.closing.append(f"the {cv['folds']} fold models predicted together; every validation event above was in "

@@ -45,7 +45,8 @@ NON_NEGATIVE = Range(0)
 MODEL_RULES = {"epochs": COUNT, "batch_size": COUNT, "lr": Range(0, open_low=True), "weight_decay": NON_NEGATIVE,
                "warmup_epochs": NON_NEGATIVE, "patience": NON_NEGATIVE, "drop_rate": Range(0, 1, open_high=True)}
 TRAIN_RULES = {"train.seed": NON_NEGATIVE, "train.threads": NON_NEGATIVE, "train.loader_workers": NON_NEGATIVE,
-               "train.folds": Range(1, 20), "train.pseudo_label": Range(0, 1, open_high=True)}
+               "train.folds": Range(1, 20), "train.pseudo_label": Range(0, 1, open_high=True),
+               "train.fold_validation": Choice(("inner", "fold"))}
 
 
 def check_rules(cfg, rules: dict, model_sections=()) -> None:

@@ -3,6 +3,7 @@ a copy of an event on both sides."""
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,9 +27,9 @@ def stratified_split(classes: np.ndarray, fraction: float, seed: int,
                      groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Indices (train, val) holding out ``fraction`` of every class (rounded), in a seeded order.
 
-    With ``groups`` (e.g. the copies of one event) a group goes wholly to the side its first member falls on in
-    that order, so that no copy is validated on its own twin; val may then hold a few more than its share.
-    Without them every event is its own group.
+    With ``groups`` (e.g. the copies of one event) a group goes wholly to one side, so that no copy is validated
+    on its own twin: taken in that order, groups go to val while it holds fewer than its share of the class (a
+    group counted whole), so val may overshoot by less than one group. Without them every event is its own group.
     """
     rng = np.random.default_rng([seed, 0x5A1])
     train, val, to_val = [], [], {}  # group -> its side
@@ -39,11 +40,12 @@ def stratified_split(classes: np.ndarray, fraction: float, seed: int,
             val.extend(idx[:n_val])
             train.extend(idx[n_val:])
             continue
-        n_cls = 0  # this class' events sent to val so far
+        members = dict(zip(*np.unique(np.asarray(groups)[idx], return_counts=True)))  # group -> its events here
+        n_cls = sum(n for g, n in members.items() if to_val.get(g))  # sent already, with another class' copies
         for i in idx:
             if groups[i] not in to_val:
                 to_val[groups[i]] = n_cls < n_val
-            n_cls += to_val[groups[i]]
+                n_cls += members[groups[i]] if to_val[groups[i]] else 0
             (val if to_val[groups[i]] else train).append(i)
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(val, dtype=int))
 
@@ -65,22 +67,45 @@ def fold_numbers(classes: np.ndarray, folds: int, seed: int, groups: np.ndarray 
     return out
 
 
+class Split(NamedTuple):
+    """Indices into a task's training events: ``train`` is fitted on, ``val`` picks the epoch and stops training,
+    ``scored`` is what a report and the out-of-fold table score: ``val`` itself for a single split, fold k in a
+    fold run (with ``train.fold_validation = inner``, events nothing was chosen on)."""
+    train: np.ndarray
+    val: np.ndarray
+    scored: np.ndarray
+
+    def held_out(self) -> np.ndarray:
+        """Every index not trained on (``val`` and ``scored``): what pseudo-labelled copies must not repeat."""
+        return np.union1d(self.val, self.scored)
+
+    def within(self, rest: np.ndarray) -> "Split":
+        """The split of ``rest[...]`` in the indices of the whole (a task that set a test part aside first)."""
+        return Split(rest[self.train], rest[self.val], rest[self.scored])
+
+
 def validation_split(classes: np.ndarray, fraction: float, train_cfg, groups: np.ndarray | None = None,
-                     source=None, noun: str = "event", verbose: bool = True,
-                     seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, val) of a task's training data as ``[train]`` asks: with ``train.folds`` = K > 1 and
-    ``train.fold`` = k (set by the core's fold loop), fold k is validated and the others trained on; otherwise
-    ``fraction`` of every class is held out (``stratified_split``). Copies (``groups``) stay together either way;
-    the user is told how many of the ``noun``s of ``source`` repeat another's (their data holds copies). ``seed`` replaces ``train.seed``."""
+                     source=None, noun: str = "event", verbose: bool = True, seed: int | None = None) -> Split:
+    """A task's training data split as ``[train]`` asks. One split: ``fraction`` of every class validates and is
+    scored (``stratified_split``). ``train.folds`` = K > 1 with ``train.fold`` = k (set by the core's fold
+    loop): fold k is scored, and the epoch is chosen on ``fraction`` of the other folds
+    (``train.fold_validation = inner``) or on fold k itself (``fold``: more to train on, an optimistic
+    out-of-fold table). Copies (``groups``) stay together throughout; the user is told how many of the
+    ``noun``s of ``source`` repeat another's. ``seed`` replaces ``train.seed``."""
     seed = train_cfg.seed if seed is None else seed
     if groups is not None and verbose and source is not None and len(groups) > len(np.unique(groups)):
         print(f"{source}: {len(groups) - len(np.unique(groups))} of {len(groups)} {noun}s repeat another's; each "
               "one's copies stay together on one side of the validation split")
     fold = fold_index(train_cfg)
     if fold is None:
-        return stratified_split(classes, fraction, seed, groups)
+        train, val = stratified_split(classes, fraction, seed, groups)
+        return Split(train, val, val)
     numbers = fold_numbers(np.asarray(classes), train_cfg.folds, seed, groups)
-    return np.flatnonzero(numbers != fold), np.flatnonzero(numbers == fold)
+    rest, scored = np.flatnonzero(numbers != fold), np.flatnonzero(numbers == fold)
+    if train_cfg.fold_validation == "fold":
+        return Split(rest, scored, scored)
+    inner = stratified_split(np.asarray(classes)[rest], fraction, seed, None if groups is None else np.asarray(groups)[rest])
+    return Split(rest[inner[0]], rest[inner[1]], scored)
 
 
 def fold_index(train_cfg) -> int | None:

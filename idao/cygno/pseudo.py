@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..folds import read_pseudo_labels
+from ..splits import fingerprint
 from ..tasks import Predictions
 from .data import CropSet, load_crops
 from .dataset import read_test_folder
@@ -39,8 +40,9 @@ def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame
                          "particle": [p for _, p in chosen], "energy": level[idx].astype(int), "score": score[idx]})
 
 
-def pseudo_crops(cfg, progress: bool = True) -> CropSet | None:
-    """The pseudo-labelled test images of round 1, as labelled crops; None where ``train.pseudo_label`` is off."""
+def pseudo_crops(cfg, held_out: CropSet, progress: bool = True) -> CropSet | None:
+    """The pseudo-labelled test images of round 1, as labelled crops, less any copy of a ``held_out`` crop (round
+    2 would train on what it is validated or scored on); None where ``train.pseudo_label`` is off."""
     labels = read_pseudo_labels(cfg, "cygno")
     if labels is None:
         return None
@@ -48,4 +50,6 @@ def pseudo_crops(cfg, progress: bool = True) -> CropSet | None:
     samples = [s for folder in test_folders(cfg) for s in read_test_folder(folder) if s.id in labels.index]
     crops = load_crops(samples, cfg.cygno, progress)
     rows = labels.loc[crops.ids]
-    return CropSet(crops.images, crops.ids, rows["particle"].to_numpy(str), rows["energy"].to_numpy(int))
+    crops = CropSet(crops.images, crops.ids, rows["particle"].to_numpy(str), rows["energy"].to_numpy(int))
+    seen = {fingerprint(image) for image in held_out.images}
+    return crops.subset(np.flatnonzero([fingerprint(image) not in seen for image in crops.images]))

@@ -43,8 +43,8 @@ def trained_models(cfg) -> tuple[str, ...]:
 def validation_result(cfg, light_model, rt, val=None) -> SplitResult:
     """The validation crops (``val``, default: the split's) through the models and the configured decode."""
     if val is None:
-        _, crops, _, val_idx = prepare(cfg, rt)
-        val = crops.subset(val_idx)
+        _, crops, split = prepare(cfg, rt)
+        val = crops.subset(split.scored)
     pred = {"regressor": np.full(len(val), np.nan)}  # NaN: no regressor trained
     for kind, (model, objective) in load_models(cfg, rt, trained_models(cfg)).items():
         pred[kind] = objective.predict(predict_outputs(model, objective, val, rt))
@@ -60,8 +60,8 @@ def validation_result(cfg, light_model, rt, val=None) -> SplitResult:
 
 def validation_predictions(cfg, rt) -> pd.DataFrame:
     """One row per validation crop, as the report scores it: truth, the submitted score and keV, the classifier's."""
-    _, crops, _, val_idx = prepare(cfg, rt)
-    val = crops.subset(val_idx)
+    _, crops, split = prepare(cfg, rt)
+    val = crops.subset(split.scored)
     r = validation_result(cfg, load_light_model(cfg), rt, val)
     return pd.DataFrame({"id": val.ids, "particle": val.particle, "true_energy": val.energy,
                          COLUMNS[1]: r.score, COLUMNS[2]: r.final_energy, "classifier": r.raw_score})
@@ -73,14 +73,14 @@ def export_models(cfg, rt) -> dict:
     check_root(cfg.cygno.root)  # its training crops give the example inputs: never simulated here
     run = RunSettings.from_config(cfg, NAME)
     decode = asdict(load_light_model(cfg))  # what light.json holds, checked on reading
-    _, crops, _, val_idx = prepare(cfg, rt)
+    _, crops, split = prepare(cfg, rt)
     image = dict(size=IMAGE_SIZE, pedestal=PEDESTAL, crop=cfg.cygno.crop, crop_mode=cfg.cygno.crop_mode,
                  subtract_pedestal=cfg.cygno.pedestal, offset=INPUT_OFFSET, scale=INPUT_SCALE,
                  steps="pedestal: each column minus its median plus `pedestal`, clipped to 0-255 (crop_mode centre: "
                        "the median of the rows from the top to the crop's last row, the only rows decoded; spot: "
                        "the whole column); crop; mean over bin x bin blocks; (x - offset) / scale; (B, 1, H, W) "
                        "float32")
-    return {kind: Exportable(model, objective, objective.inputs(crops, val_idx[:8], rt), run.members(kind)[0],
+    return {kind: Exportable(model, objective, objective.inputs(crops, split.scored[:8], rt), run.members(kind)[0],
                              dict(image=image, light_decode=decode))
             for kind, (model, objective) in load_models(cfg, rt, trained_models(cfg)).items()}
 

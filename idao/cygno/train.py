@@ -9,7 +9,7 @@ from ..atomic import write_text
 from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit
 from ..runtime import training_runtime
-from ..splits import copy_groups, fingerprint, validation_split
+from ..splits import Split, copy_groups, fingerprint, validation_split
 from .data import CropSet, load_crops
 from .dataset import check_root, describe, train_samples
 from .light import LIGHT_MODEL_FILE, LightModel
@@ -31,22 +31,23 @@ def ensure_dataset(data_cfg, progress: bool = True) -> Path:
     return check_root(root)
 
 
-def prepare(cfg, rt):
-    """Dataset root, training crops and the stratified (train, val) indices: the same for train and report."""
+def prepare(cfg, rt) -> tuple[Path, CropSet, Split]:
+    """Dataset root, training crops and their stratified split: the same for train and report."""
     with main_process_first(rt.dist):  # rank 0 simulates and fills the crop cache; the others reuse both
         root = ensure_dataset(cfg.cygno, rt.show_progress)
         crops = load_crops(train_samples(root), cfg.cygno, rt.show_progress)
     groups = copy_groups([fingerprint(image) for image in crops.images])
-    train_idx, val_idx = validation_split(crops.classes, cfg.cygno.val_fraction, cfg.train, groups, root / "train",
-                                          "image crop", rt.dist.main)
-    return root, crops, train_idx, val_idx
+    split = validation_split(crops.classes, cfg.cygno.val_fraction, cfg.train, groups, root / "train", "image crop",
+                             rt.dist.main)
+    return root, crops, split
 
 
 def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
     """Train ``kinds`` in turn; under torchrun, one process per device with DDP."""
     run = RunSettings.from_config(cfg, NAME)
     with training_runtime(cfg.train) as rt:
-        root, crops, train_idx, val_idx = prepare(cfg, rt)
+        root, crops, split = prepare(cfg, rt)
+        train_idx, val_idx = split.train, split.val
         if rt.dist.main:
             print(describe(root))
             print(f"training on {len(train_idx)} images, validating on {len(val_idx)}"
@@ -62,7 +63,7 @@ def train(cfg, kinds=tuple(OBJECTIVES)) -> list[dict]:
                 f"{p} " + ", ".join(f"{e:g}: {m:.0f}" for e, m in zip(t.kevs, t.medians)) + f", s0={t.s0:.0f} f={t.f:.3f}"
                 for p, t in (("ER", light.er), ("NR", light.nr))))
         fitted = crops.subset(train_idx)
-        extra = pseudo_crops(cfg, rt.show_progress)
+        extra = pseudo_crops(cfg, crops.subset(split.held_out()), rt.show_progress)
         if extra is not None:  # the networks learn from them; the light model keeps to the true labels
             fitted = CropSet.joined(fitted, extra)
             if rt.dist.main:

@@ -24,7 +24,7 @@ from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, chec
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
 from ..folds import out_of_fold_table, pseudo_labels_path, read_pseudo_labels
-from ..splits import validation_split
+from ..splits import Split, validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .models import BLEND, TREES, model_inputs
@@ -153,9 +153,9 @@ def ensure_data(dcfg, key: str = "train") -> Path | None:
     return first
 
 
-def prepare(cfg, rt, simulate: bool = True) -> tuple[Events, np.ndarray, np.ndarray]:
-    """Training events and their stratified (train, val) indices: the same for train and report (which never
-    simulates: it scores the data the checkpoint was trained on)."""
+def prepare(cfg, rt, simulate: bool = True) -> tuple[Events, Split]:
+    """Training events and their stratified split: the same for train and report (which never simulates: it
+    scores the data the checkpoint was trained on)."""
     if simulate:
         with main_process_first(rt.dist):
             ensure_data(cfg.damic)
@@ -165,9 +165,9 @@ def prepare(cfg, rt, simulate: bool = True) -> tuple[Events, np.ndarray, np.ndar
     if min(counts.values()) < 2:
         raise DataError(f"{cfg.damic.train}: every class of damic.classes needs training events, found "
                         + ", ".join(f"{c} {n}" for c, n in counts.items()))
-    train_idx, val_idx = validation_split(events.particle, cfg.damic.val_fraction, cfg.train, events.copies(),
-                                          cfg.damic.train, "event frame", rt.dist.main)
-    return events, train_idx, val_idx
+    split = validation_split(events.particle, cfg.damic.val_fraction, cfg.train, events.copies(), cfg.damic.train,
+                             "event frame", rt.dist.main)
+    return events, split
 
 
 def model_section(cfg):
@@ -325,8 +325,8 @@ def pseudo_events(cfg) -> Events | None:
 
 
 def without_frames(events: Events, of: Events) -> Events:
-    """``events`` less those whose frame is one of ``of``'s: a pseudo-labelled copy of a validation frame would
-    let round 2 train on what it is validated on."""
+    """``events`` less those whose frame is one of ``of``'s: a pseudo-labelled copy of a held-out frame would
+    let round 2 train on what it is validated or scored on."""
     if events.digest is None or of.digest is None:
         return events
     return events.subset(np.flatnonzero(~np.isin(events.digest, of.digest)))
@@ -335,17 +335,18 @@ def without_frames(events: Events, of: Events) -> Events:
 def train(cfg) -> list[dict]:
     run = RunSettings.from_config(cfg, NAME)
     with training_runtime(cfg.train) as rt:
-        events, train_idx, val_idx = prepare(cfg, rt)
-        fitted, extra = events.subset(train_idx), pseudo_events(cfg)
+        events, split = prepare(cfg, rt)
+        fitted, extra = events.subset(split.train), pseudo_events(cfg)
         if extra is not None:
-            extra = without_frames(extra, events.subset(val_idx))
+            extra = without_frames(extra, events.subset(split.held_out()))
             fitted = concat([fitted, extra]).select(model_classes(cfg.damic))[0]  # labels set on the whole
         if rt.dist.main:
             counts = ", ".join(f"{c} {n}" for c, n in zip(*np.unique(events.particle, return_counts=True)))
-            print(f"DAMIC events: {len(events)} ({counts}); training on {len(train_idx)}, validating on {len(val_idx)}"
+            print(f"DAMIC events: {len(events)} ({counts}); training on {len(split.train)}, validating on "
+                  f"{len(split.val)}"
                   + (f"; with {len(extra)} pseudo-labelled test events" if extra is not None else ""))
             write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
-        return [train_model(cfg, fitted, events.subset(val_idx), rt, run)]
+        return [train_model(cfg, fitted, events.subset(split.val), rt, run)]
 
 
 def load_model(cfg, rt, run: RunSettings | None = None):
@@ -405,16 +406,16 @@ def predict(cfg, rt) -> Predictions:
 def export_models(cfg, rt) -> dict:
     """The track model for ``idao-export``, with a batch of validation events' inputs."""
     model, objective = load_model(cfg, rt)
-    events, _, val_idx = prepare(cfg, rt, simulate=False)
-    return {MODEL: Exportable(model, objective, objective.inputs(events, val_idx[:8], rt),
+    events, split = prepare(cfg, rt, simulate=False)
+    return {MODEL: Exportable(model, objective, objective.inputs(events, split.scored[:8], rt),
                               RunSettings.from_config(cfg, NAME).members(MODEL)[0])}
 
 
 def validation_predictions(cfg, rt) -> pd.DataFrame:
     """The validation events as the report scores them: the prediction table (no test priors) and the truth."""
     model, objective = load_model(cfg, rt)
-    events, _, val_idx = prepare(cfg, rt, simulate=False)
-    val = events.subset(val_idx)
+    events, split = prepare(cfg, rt, simulate=False)
+    val = events.subset(split.scored)
     table = predictions(model, objective, val, rt)[0]
     table.insert(1, "particle", val.particle)
     return table
@@ -501,8 +502,8 @@ def format_log(metrics: dict, note: str) -> str:
 def evaluate(cfg, rt, folder: Path) -> Report:
     run = RunSettings.from_config(cfg, NAME)
     model, objective = load_model(cfg, rt, run)
-    events, _, val_idx = prepare(cfg, rt, simulate=False)
-    val = events.subset(val_idx)
+    events, split = prepare(cfg, rt, simulate=False)
+    val = events.subset(split.scored)
     results = {"validation": track_result(objective, val, predictions(model, objective, val, rt)[0])}
     tests = test_results(cfg, objective)
     results.update(tests)

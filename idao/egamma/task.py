@@ -26,7 +26,7 @@ from ..models import check_model
 from ..reporting import load_histories
 from ..runtime import make_runtime, training_runtime
 from ..schema import COUNT, FRACTION, NON_NEGATIVE, check_readable, check_rules, check_writable_dir
-from ..splits import stratified_split, validation_split
+from ..splits import Split, stratified_split, validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from .export import export
 from .io import ImageSet, expand, open_h5, read_images
@@ -69,13 +69,13 @@ def read(ecfg, text: str, labelled: bool) -> ImageSet:
     return read_images(text, labelled, ecfg.block_rows, ecfg.shuffle_blocks)
 
 
-def splits(data: ImageSet, ecfg, train_cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, validation, test) indices: random, stratified by class, seeded; the same for every job. The test
-    part is held out first, so folds (``train.folds``) split only the rest."""
+def splits(data: ImageSet, ecfg, train_cfg) -> tuple[Split, np.ndarray]:
+    """The training split and the test indices: random, stratified by class, seeded; the same for every job. The
+    test part is held out first, so folds (``train.folds``) split only the rest."""
     rest, test = stratified_split(data.label, ecfg.test_fraction, train_cfg.seed)
-    fit_idx, val_idx = validation_split(data.label[rest], ecfg.val_fraction / (1 - ecfg.test_fraction), train_cfg,
-                                        seed=train_cfg.seed + 1)
-    return rest[fit_idx], rest[val_idx], test
+    split = validation_split(data.label[rest], ecfg.val_fraction / (1 - ecfg.test_fraction), train_cfg,
+                             seed=train_cfg.seed + 1)
+    return split.within(rest), test
 
 
 def prepare(cfg, rt, simulate: bool = True):
@@ -100,7 +100,8 @@ def train(cfg) -> list[dict]:
     run = RunSettings.from_config(cfg, NAME)
     settings = ModelSettings.from_section(model_section(cfg), "egamma.model")
     with training_runtime(cfg.train) as rt:
-        data, (train_idx, val_idx, test_idx) = prepare(cfg, rt)
+        data, (split, test_idx) = prepare(cfg, rt)
+        train_idx, val_idx = split.train, split.val
         threshold = cfg.egamma.energy_threshold
         mean, std = fit_channel_stats(data.subset(train_idx), threshold)
         objective = EgammaObjective(mean, std, model_section(cfg).augment, threshold)
@@ -130,7 +131,7 @@ def to_predict(cfg, prepared=None) -> ImageSet:
     splits already read, so they are not read again)."""
     if str(cfg.egamma.test).strip():
         return read(cfg.egamma, cfg.egamma.test, labelled=False)
-    data, (_, _, test_idx) = prepared or prepare(cfg, make_runtime(cfg.train), simulate=False)
+    data, (_, test_idx) = prepared or prepare(cfg, make_runtime(cfg.train), simulate=False)
     return data.subset(test_idx)
 
 
@@ -146,16 +147,16 @@ def export_models(cfg, rt) -> dict:
     """The classifier for ``idao-export``, with a batch of validation images' inputs (channel standardisation
     included: it is in the objective, and the exported graph starts after it)."""
     model, objective = load_model(cfg, rt)
-    data, (_, val_idx, _) = prepare(cfg, rt, simulate=False)
-    return {MODEL: Exportable(model, objective, objective.inputs(data, np.sort(val_idx[:8]), rt),
+    data, (split, _) = prepare(cfg, rt, simulate=False)
+    return {MODEL: Exportable(model, objective, objective.inputs(data, np.sort(split.scored[:8]), rt),
                               RunSettings.from_config(cfg, NAME).members(MODEL)[0])}
 
 
 def validation_predictions(cfg, rt) -> pd.DataFrame:
     """The validation images: id, truth (1: electron) and the electron probability, as the report scores them."""
     model, objective = load_model(cfg, rt)
-    data, (_, val_idx, _) = prepare(cfg, rt, simulate=False)
-    val = data.subset(val_idx)
+    data, (split, _) = prepare(cfg, rt, simulate=False)
+    val = data.subset(split.scored)
     return pd.DataFrame({"id": val.ids, "electron": val.label.astype(int),
                          "p_electron": objective.predict(predict_outputs(model, objective, val, rt))})
 
@@ -197,8 +198,8 @@ def evaluate(cfg, rt, folder: Path) -> Report:
     run = RunSettings.from_config(cfg, NAME)
     model, objective = load_model(cfg, rt, run)
     prepared = prepare(cfg, rt, simulate=False)
-    data, (_, val_idx, _) = prepared
-    val = data.subset(val_idx)
+    data, (split, _) = prepared
+    val = data.subset(split.scored)
     results = {"validation": (val.label, objective.predict(predict_outputs(model, objective, val, rt)))}
     test = test_result(cfg, prepared)
     if test is not None:

@@ -30,7 +30,7 @@ from ..models import build_model, check_model
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
 from ..schema import COUNT, FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
-from ..splits import validation_split
+from ..splits import Split, validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
 from .io import PulseSet, angles_of, angular_error, direction_of, read_split, with_test_truth
@@ -77,15 +77,14 @@ def ensure_data(icfg) -> None:
     simulate_dataset(root, icfg.simulate_events, icfg.simulate_events // 5, seed=icfg.simulate_seed)
 
 
-def prepare(cfg, rt, simulate: bool = True) -> tuple[PulseSet, np.ndarray, np.ndarray]:
+def prepare(cfg, rt, simulate: bool = True) -> tuple[PulseSet, Split]:
     if simulate:
         with main_process_first(rt.dist):
             ensure_data(cfg.icecube)
     icfg = cfg.icecube
     data = read_split(icfg.root, "train", True, cache_files=icfg.cache_files, max_files=icfg.max_files)
     data.world = rt.dist.world  # each process reads its own share of the files (PulseSet.epoch_order)
-    train_idx, val_idx = validation_split(np.zeros(len(data), int), icfg.val_fraction, cfg.train)
-    return data, train_idx, val_idx
+    return data, validation_split(np.zeros(len(data), int), icfg.val_fraction, cfg.train)
 
 
 def classifier_settings(cfg) -> ModelSettings:
@@ -135,7 +134,8 @@ def fit_classifier(cfg, data: PulseSet, train_idx, val_idx, rt, run: RunSettings
 def train(cfg, only: str | None = None) -> list[dict]:
     run = RunSettings.from_config(cfg, NAME)
     with training_runtime(cfg.train) as rt:
-        data, train_idx, val_idx = prepare(cfg, rt)
+        data, split = prepare(cfg, rt)
+        train_idx, val_idx = split.train, split.val
         if rt.dist.main:
             print(f"IceCube events: {len(data)} in {len(data.cache.paths)} batch files; training on {len(train_idx)}, "
                   f"validating on {len(val_idx)}; at most {cfg.icecube.max_pulses} pulses per event")
@@ -240,8 +240,8 @@ def export_models(cfg, rt) -> dict:
     """The direction network (inputs: padded pulses, their mask, the baselines' seeds; any pulse count) and the
     event classifier where there is one, for ``idao-export``, with a batch of validation events' inputs."""
     run = RunSettings.from_config(cfg, NAME)
-    data, _, val_idx = prepare(cfg, rt, simulate=False)
-    idx = np.sort(val_idx[:8])
+    data, split = prepare(cfg, rt, simulate=False)
+    idx = np.sort(split.scored[:8])
     model, objective = load_model(cfg, rt, run)
     out = {MODEL: Exportable(model, objective, objective.inputs(data, idx, rt), run.members(MODEL)[0])}
     classifier = load_classifier(cfg, rt, run)
@@ -253,8 +253,8 @@ def export_models(cfg, rt) -> dict:
 def validation_predictions(cfg, rt) -> pd.DataFrame:
     """The validation events as submitted (``icecube.method``): direction, true direction, angular error, and
     the classes (``events_table``)."""
-    data, _, val_idx = prepare(cfg, rt, simulate=False)
-    val = data.subset(val_idx)
+    data, split = prepare(cfg, rt, simulate=False)
+    val = data.subset(split.scored)
     probs = class_probabilities(load_classifier(cfg, rt), val, rt)
     direction = directions(cfg, val, rt, probs)
     (azimuth, zenith), (true_azimuth, true_zenith) = angles_of(direction), angles_of(val.direction)
@@ -302,8 +302,8 @@ def summarize(true: np.ndarray, pred: np.ndarray, baselines: dict, events: pd.Da
 def evaluate(cfg, rt, folder: Path) -> Report:
     run = RunSettings.from_config(cfg, NAME)
     classifier = load_classifier(cfg, rt, run)
-    data, _, val_idx = prepare(cfg, rt, simulate=False)
-    sets = {"validation": (data.subset(val_idx), None)}
+    data, split = prepare(cfg, rt, simulate=False)
+    sets = {"validation": (data.subset(split.scored), None)}
     truth_path = Path(cfg.icecube.root) / "test_truth.parquet"
     out = Path(output_section(cfg).submission)
     if truth_path.exists() and out.exists():

@@ -36,10 +36,30 @@ def test_folds_are_disjoint_stratified_and_keep_copies_together():
     classes = np.array(["a", "b"])[groups % 2]  # a copy has its event's class
     folds = fold_numbers(classes, FOLDS, seed=4, groups=groups)
     assert all(len(set(folds[groups == g])) == 1 for g in np.unique(groups))
-    cfg = SimpleNamespace(seed=4, folds=FOLDS, fold="1")
-    train, val = validation_split(classes, 0.2, cfg, groups)
+    cfg = SimpleNamespace(seed=4, folds=FOLDS, fold="1", fold_validation="fold")
+    train, val, scored = validation_split(classes, 0.2, cfg, groups)
     assert sorted([*train, *val]) == list(range(len(classes))) and not set(groups[train]) & set(groups[val])
     np.testing.assert_array_equal(val, np.flatnonzero(folds == 1))
+    np.testing.assert_array_equal(scored, val)
+
+
+def test_inner_validation_leaves_the_scored_fold_untouched():
+    """train.fold_validation = inner: fold k is only scored; the epoch is chosen on a stratified share of the
+    other folds, copies kept on one side; the three parts cover every event once."""
+    rng = np.random.default_rng(1)
+    groups = rng.integers(0, 150, size=400)
+    classes = np.array(["a", "b", "c"])[groups % 3]
+    cfg = SimpleNamespace(seed=4, folds=FOLDS, fold="2", fold_validation="inner")
+    split = validation_split(classes, 0.25, cfg, groups)
+    np.testing.assert_array_equal(split.scored, np.flatnonzero(fold_numbers(classes, FOLDS, 4, groups) == 2))
+    assert sorted([*split.train, *split.val, *split.scored]) == list(range(len(classes)))
+    parts = [set(groups[idx]) for idx in split]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    for c in "abc":  # a quarter of each class of the training folds validates
+        rest = np.sum(classes[np.r_[split.train, split.val]] == c)
+        assert abs(np.sum(classes[split.val] == c) - rest / 4) <= 6
+    one = validation_split(classes, 0.25, SimpleNamespace(seed=4, folds=1, fold="all", fold_validation="inner"), groups)
+    np.testing.assert_array_equal(one.scored, one.val)  # one split: what picks the epoch is what is scored
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +81,16 @@ def test_oof_covers_every_training_event_once(damic_folds):
     train_ids = sorted(p.stem for p in (sim / "train").glob("*.npz"))
     assert sorted(oof["id"]) == train_ids  # each once
     cv = json.loads((top / "cv.json").read_text())["models"]["track"]
-    for k in range(FOLDS):  # each fold's rows are the events its models validated on; its figure is theirs
+    for k in range(FOLDS):  # each fold's rows are the events its models left out; its figure their validation's
         best = torch.load(top / f"fold{k}" / "track_best.pt", weights_only=True)["best"]
         assert cv["per_fold"][k] == pytest.approx(best)
         assert sorted(oof.loc[oof["fold"] == k, "id"]) == sorted(
             pd.read_csv(top / f"fold{k}" / "oof.csv", dtype={"id": str})["id"])
-    assert "cross-validated (3 folds): track validation log-loss" in out
+    assert "cross-validated (3 folds, each model validated on a split of its training folds): track validation" in out
     cfg = load_config(None, [*ref, "train.fold=1"], echo=False)
-    events, train_idx, val_idx = prepare(cfg, make_runtime(cfg.train), simulate=False)
-    assert sorted(events.subset(val_idx).ids) == sorted(oof.loc[oof["fold"] == 1, "id"])
+    events, split = prepare(cfg, make_runtime(cfg.train), simulate=False)
+    assert sorted(events.subset(split.scored).ids) == sorted(oof.loc[oof["fold"] == 1, "id"])
+    assert not set(events.subset(split.val).ids) & set(oof.loc[oof["fold"] == 1, "id"])  # chosen elsewhere
 
 
 def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_path):

@@ -74,7 +74,7 @@ def test_copies_of_a_training_image_stay_on_one_side_of_the_validation_split(dat
         shutil.copy(path, path.with_name(path.name.replace("_ev", f"_ev99{k}")))
     cfg = load_config(None, [f"cygno.root={dataset_copy}", f"cygno.cache_dir={tmp_path / 'cache'}", "train.progress=false"],
                       echo=False)
-    _, crops, train_idx, val_idx = prepare(cfg, make_runtime(cfg.train))
+    _, crops, (train_idx, val_idx, _) = prepare(cfg, make_runtime(cfg.train))
     assert "6 of" in capsys.readouterr().out
     groups = copy_groups([fingerprint(image) for image in crops.images])
     assert len(groups) - len(set(groups)) == 6

@@ -111,6 +111,11 @@ def test_copies_of_a_frame_stay_on_one_side_of_the_validation_split(tmp_path):
     classes = np.array(["a"] * 20 + ["b"] * 21)
     train, val = stratified_split(classes, 0.25, seed=3, groups=groups)
     assert not set(groups[train]) & set(groups[val]) and sorted(np.r_[train, val]) == list(range(41))
+    for c, n in (("a", 20), ("b", 21)):  # each class' share, overshot by less than one group (here 3 events)
+        assert 0 <= np.sum(classes[val] == c) - round(n * 0.25) < 3
+    many = np.repeat(np.arange(60), 3)  # every event three times: still a quarter of each class, not half
+    train, val = stratified_split(np.array(["a", "b"])[many % 2], 0.25, seed=3, groups=many)
+    assert len(val) in (45, 48) and not set(many[train]) & set(many[val])
     singletons = np.arange(41)  # without copies, the grouped split is the plain one
     assert all((a == b).all() for a, b in zip(stratified_split(classes, 0.25, 3, singletons),
                                                stratified_split(classes, 0.25, 3)))
@@ -416,8 +421,8 @@ def test_checkpoint_holds_the_training_statistics(damic_run):
     from idao.damic.task import prepare
 
     cfg = load_config(overrides=[a for a in args if a.split("=")[0].startswith(("damic.", "train."))], echo=False)
-    events, train_idx, _ = prepare(cfg, CPU)
-    assert (head.mean, head.std) == pytest.approx(fit_stats(head, events.subset(train_idx)))
+    events, split = prepare(cfg, CPU)
+    assert (head.mean, head.std) == pytest.approx(fit_stats(head, events.subset(split.train)))
 
 
 @pytest.mark.xdist_group("damic_run")  # one process builds the fixture once
