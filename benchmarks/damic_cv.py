@@ -1,11 +1,13 @@
 """K-fold cross-validation of the DAMIC-M model on one labelled file (e.g. the thesis' eVSmu_tr1.npz).
 
-Each fold trains on the other folds (their own window and standardisation,
-early stopping on a stratified 20 % of them) and is scored on the held-out
-fold it never saw: accuracy, ROC-AUC (macro one-vs-rest for more than two
-classes) and mean IoU of the predicted boxes. Copies of one frame share a
-fold and a side of the validation split (eVSmu_tr1.npz repeats 195 of its
-muons: scored as unseen, a copy flatters the model). Config keys as for train.py::
+The folds and each fold's model are the engine's: ``train.py train.folds=K train.seed=S`` (with
+``train.fold_validation = inner``, the default) trains the same ones, and ``benchmarks/damic_oof.py`` scores
+them out of fold through the three scripts (a test holds the two equal). Each fold trains on the other folds
+(their own window and standardisation, the epoch chosen on a stratified 20 % of them) and is scored on the
+held-out fold it never saw: accuracy, ROC-AUC (macro one-vs-rest for more than two classes) and mean IoU of
+the predicted boxes. Copies of one frame share a fold and a side of the validation split (eVSmu_tr1.npz
+repeats 195 of its muons: scored as unseen, a copy flatters the model). What this script adds: noisy copies,
+the fold thinned to a class mix, a held-out part. Config keys as for train.py::
 
     python benchmarks/damic_cv.py --data ../shared/data/damic-tfm/eVSmu_tr1.npz \\
         damic.classes=electron,muon damic.packed_labels=electron,muon
@@ -35,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from idao.config import load_config, split_list
 from idao.damic.io import EV_PER_ELECTRON
@@ -44,7 +45,7 @@ from idao.damic.task import (AUTO_PRIORS, BOX_COLUMNS, TASK, load_events, load_m
                              parse_priors, predictions, train_model)
 from idao.engine import RunSettings
 from idao.runtime import make_runtime
-from idao.splits import stratified_split
+from idao.splits import Split, stratified_split, validation_split
 
 from common import publish  # benchmarks/common.py
 
@@ -66,6 +67,11 @@ def noisy_file(path: Path, out: Path, noise_label: int | None, seed: int = 0) ->
     return out
 
 
+def fold_settings(cfg, folds: int, k: int):
+    """``[train]`` of fold ``k`` of ``folds``, as the engine's fold loop sets it (inner validation)."""
+    return cfg.with_values({"train.folds": folds, "train.fold": str(k), "train.fold_validation": "inner"}).train
+
+
 def score(cfg, rt, run, test, classes, priors=None, weigh=None) -> dict:
     """Accuracy, balanced accuracy, AUC and IoU on ``test``, from the task's own predictions table; with ``weigh``
     (class fractions) the accuracy is the one a file of that mix would see, sum_j weigh_j x recall_j: every event
@@ -85,15 +91,13 @@ def score(cfg, rt, run, test, classes, priors=None, weigh=None) -> dict:
     return m
 
 
-def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mix, k, train_idx, test_idx,
-                    split_seed: int, thin_seed: int) -> list:
-    """Train on ``train_idx`` (its validation split drawn with ``split_seed``), score ``test_idx`` (thinned to
+def train_and_score(cfg, rt, work: Path, events, noisy, classes, test_mix, k, split: Split, thin_seed: int) -> list:
+    """Train on ``split.train`` (the epoch chosen on ``split.val``), score ``split.scored`` (thinned to
     ``test_mix`` with ``thin_seed``): one row per variant, labelled ``k``."""
-    part, test = events.subset(train_idx), events.subset(test_idx)
-    fit_idx, val_idx = stratified_split(part.particle, cfg.damic.val_fraction, split_seed, groups[train_idx])
-    variants = {"clean": (part, test)}
+    test = events.subset(split.scored)
+    variants = {"clean": (events, test)}
     if noisy is not None:  # the same events, with the frame-wide dark current
-        variants["noisy"] = (noisy.subset(train_idx), noisy.subset(test_idx))
+        variants["noisy"] = (noisy, noisy.subset(split.scored))
     mixed = {}
     if test_mix:  # the fold thinned to the file's expected class mix (every event of the largest share kept)
         mix = parse_priors(test_mix, classes)
@@ -111,7 +115,7 @@ def train_and_score(cfg, rt, work: Path, events, noisy, groups, classes, test_mi
     for trained_on, (train_part, _) in variants.items():
         t0 = time.time()
         run = RunSettings(cfg.train.seed, False, work / f"fold{k}-{trained_on}", cfg.as_dict())
-        result = train_model(cfg, train_part.subset(fit_idx), train_part.subset(val_idx), rt, run)
+        result = train_model(cfg, train_part.subset(split.train), train_part.subset(split.val), rt, run)
         scored = {name: (test_part, None, None) for name, (_, test_part) in variants.items()}
         if trained_on == "clean":
             scored.update(mixed)
@@ -160,16 +164,16 @@ def main() -> None:
     rest, holdout = np.arange(len(events)), None
     if args.holdout:
         rest, holdout = stratified_split(events.particle, args.holdout, HOLDOUT_SEED, groups)
-    folds = StratifiedGroupKFold(args.folds, shuffle=True, random_state=cfg.train.seed).split(
-        rest, events.label[rest], groups[rest])
-    # (label, training events, scored events, validation-split seed, thinning seed)
-    runs = [(k, rest[train_idx], rest[test_idx], cfg.train.seed + k, k) for k, (train_idx, test_idx) in enumerate(folds)]
-    if holdout is not None:
-        runs.append(("held-out", rest, holdout, cfg.train.seed, HOLDOUT_SEED))
+    # the engine's folds of the rest (train.py train.folds=K draws the same), each validated on a split of its
+    # training folds (train.fold_validation=inner); (label, split, thinning seed)
+    runs = [(k, validation_split(events.particle[rest], cfg.damic.val_fraction, fold_settings(cfg, args.folds, k),
+                                 groups[rest]).within(rest), k) for k in range(args.folds)]
+    if holdout is not None:  # one model on all of the rest, validated as a single run is
+        whole = validation_split(events.particle[rest], cfg.damic.val_fraction, cfg.train, groups[rest]).within(rest)
+        runs.append(("held-out", Split(whole.train, whole.val, holdout), HOLDOUT_SEED))
     rows, t_all = [], time.time()
-    for k, train_idx, test_idx, split_seed, thin_seed in runs:
-        rows += train_and_score(cfg, rt, work, events, noisy, groups, classes, args.test_mix, k, train_idx, test_idx,
-                                split_seed, thin_seed)
+    for k, split, thin_seed in runs:
+        rows += train_and_score(cfg, rt, work, events, noisy, classes, args.test_mix, k, split, thin_seed)
     table = pd.DataFrame(rows)
     lines = [f"Data: `{args.data}` ({len(events)} events: "
              + ", ".join(f"{c} {int((events.label == j).sum())}" for j, c in enumerate(classes))

@@ -33,7 +33,7 @@ def test_cygno_benchmarks(tiny_dataset, tmp_path):
     ("cygno_scores", ("--scales", "0.005", "--seeds", "0", "--sweep", "", *CYGNO_FAST)),
     ("cygno_independent", ("--seeds", "0", "--train", "8", "--public", "2", "--private", "5", *CYGNO_FAST)),
     ("energy_target", ("--scale", "0.005", "--epochs", "1")),
-    ("compare", ("--scale", "0.005", *CYGNO_FAST)),
+    ("compare", ("--scale", "0.005", "--baseline-epochs", "1", *CYGNO_FAST)),
 ])
 def test_cygno_scoring_benchmarks(script, args, tmp_path):
     """The ones that simulate, train and submit themselves, at the smallest size that has every class
@@ -66,26 +66,31 @@ def test_damic_cv(tmp_path):
                  "damic.packed_labels=noise,electron", "damic.model.model=track_trees", "damic.model.tree_rounds=5",
                  *FAST, out=tmp_path / "damic_cv.md")
     assert "held-out" in text
-    both = real_slices(tmp_path, "eVSmu_tr1.npz", "eVSn_1.npz", each=40)  # two files, a map each: a column each
-    text = bench("damic_cv", "--data", ",".join(both), "--folds", "2", "damic.classes=electron,muon,noise",
-                 "damic.packed_labels=electron,muon;noise,electron", "damic.model.model=track_trees",
-                 "damic.model.tree_rounds=5", *FAST, out=tmp_path / "damic_cv_both.md")
-    assert "| accuracy eVSmu_tr1 | accuracy eVSn_1 |" in text
 
 
-def test_damic_oof(tmp_path):
-    # the thesis' two files, one map each, two folds, the fast tree model, a setting varied (one value: one run)
-    data = real_slices(tmp_path, "eVSmu_tr1.npz", "eVSn_1.npz", each=40)
-    text = bench("damic_oof", "--folds", "2", "--vary", "damic.model.class_balance=true",
-                 "damic.classes=electron,muon,noise", f"damic.train={','.join(data)}",
-                 "damic.packed_labels=electron,muon;noise,electron", "damic.model.model=track_trees",
-                 "damic.model.tree_rounds=5", *FAST, out=tmp_path / "damic_oof.md")
-    assert "out-of-fold eVSmu_tr1 (80)" in text and "[out-of-fold eVSn_1] n=80" in text
-    assert text.count("\n| true | 0 |") == 1
+def test_damic_cv_folds_are_the_engines(tmp_path):
+    """damic_cv.py on the thesis' two files (a label map each) trains the engine's fold models: its per-fold
+    accuracies, pooled, are the out-of-fold accuracy report.py gives after train.py train.folds=2 (damic_oof.py,
+    one value of a varied setting: one run)."""
+    both = real_slices(tmp_path, "eVSmu_tr1.npz", "eVSn_1.npz", each=40)
+    common = ["damic.classes=electron,muon,noise", "damic.packed_labels=electron,muon;noise,electron",
+              "damic.model.model=track_trees", "damic.model.tree_rounds=5", *FAST]
+    cv = bench("damic_cv", "--data", ",".join(both), "--folds", "2", *common, out=tmp_path / "damic_cv_both.md")
+    assert "| accuracy eVSmu_tr1 | accuracy eVSn_1 |" in cv
+    folds = [row.split(" | ") for row in cv.splitlines() if row.startswith(("| 0 | clean", "| 1 | clean"))]
+    pooled = sum(int(r[3]) * float(r[4]) for r in folds) / sum(int(r[3]) for r in folds)
+    oof = bench("damic_oof", "--folds", "2", "--vary", "damic.model.class_balance=false", f"damic.train={','.join(both)}",
+                *common, out=tmp_path / "damic_oof.md")
+    assert "out-of-fold eVSmu_tr1 (80)" in oof and "[out-of-fold eVSn_1] n=80" in oof
+    assert oof.count("\n| false | 0 |") == 1
+    row = next(r for r in oof.splitlines() if r.startswith("| false | 0 |")).split(" | ")
+    assert float(row[2]) == pytest.approx(pooled, abs=2e-4)
 
 
 def test_egamma_benchmarks(tmp_path):
-    bench("egamma_difficulty", "--events", "200", "--seeds", "1", out=tmp_path / "difficulty.md")
+    text = bench("egamma_difficulty", "--events", "200", "--seeds", "1", "--settings", "default,noise=0.08",
+                 out=tmp_path / "difficulty.md")
+    assert text.count("\n| ") == 1 + 2  # the header and the two settings asked for
     bench("egamma_stream", "--events", "600", "--steps", "2", "--threads", "1", out=tmp_path / "stream.md")
 
 
