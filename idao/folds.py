@@ -168,17 +168,27 @@ def summarize_folds(top: Path, folds: int, plan: dict) -> dict | None:
     return cv
 
 
-def out_of_fold_table(cfg, task_name: str) -> tuple[pd.DataFrame, Path] | None:
-    """The whole ``oof.csv`` of the fold plan ``cfg`` describes, and its path, for a report of the fold ensemble;
-    None for one model, one fold's model (``train.fold``), folds not all done, or a table of another plan."""
+def finished_folds(cfg, task_name: str) -> tuple[Path, dict] | None:
+    """The task's checkpoint folder and its ``cv.json``, for a report of the fold ensemble that ``cfg`` describes;
+    None for one model, one fold's model (``train.fold``), folds not all done, or folds of another plan."""
     top = RunSettings.from_config(cfg, task_name).top_dir
-    path, cv = top / "oof.csv", top / "cv.json"
-    if cfg.train.folds <= 1 or fold_index(cfg.train) is not None or not path.is_file() or not cv.is_file():
+    path = top / "cv.json"
+    if cfg.train.folds <= 1 or fold_index(cfg.train) is not None or not path.is_file():
         return None
-    plan = json.loads(cv.read_text())
-    if any(plan.get(k) != v for k, v in fold_plan(cfg).items()):
-        print(f"{path}: written by folds of another plan ({cv}); not scored")
+    cv = json.loads(path.read_text())
+    if any(cv.get(k) != v for k, v in fold_plan(cfg).items()):
+        print(f"{path}: written by folds of another plan ({', '.join(f'{k} {v}' for k, v in fold_plan(cfg).items())} "
+              "asked for); not reported")
         return None
+    return top, cv
+
+
+def out_of_fold_table(cfg, task_name: str) -> tuple[pd.DataFrame, Path] | None:
+    """The whole ``oof.csv`` of the finished folds ``cfg`` describes (``finished_folds``), and its path; else None."""
+    found = finished_folds(cfg, task_name)
+    if found is None or not (found[0] / "oof.csv").is_file():
+        return None
+    path = found[0] / "oof.csv"
     return pd.read_csv(path, dtype={"id": str}).drop_duplicates("id"), path
 
 

@@ -10,7 +10,6 @@ report folder, and print the closing lines.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from .engine import RunSettings
 from .errors import ConfigError, DataError
 from .reporting import write_report
 from .runtime import make_runtime
-from .folds import RECORDED, add_folds, check_folds, pseudo_label, train_round
+from .folds import RECORDED, add_folds, check_folds, finished_folds, pseudo_label, train_round
 from .schema import check_writable_dir
 from .splits import fold_index
 from .tasks import Predictions, Report, Task
@@ -109,9 +108,9 @@ def report(task: Task, cfg):
     folder.mkdir(parents=True, exist_ok=True)
     rt = make_runtime(cfg.train)
     result: Report = task.evaluate(cfg, rt, folder)
-    cv_path = RunSettings.from_config(cfg, task.name).top_dir / "cv.json"
-    if cfg.train.folds > 1 and fold_index(cfg.train) is None and cv_path.is_file():
-        add_folds(result, json.loads(cv_path.read_text()), cv_path)
+    folds = finished_folds(cfg, task.name)
+    if folds is not None:
+        add_folds(result, folds[1], folds[0] / "cv.json")
     write_report(folder, result.log_text, result.metrics, cfg.to_ini(), result.images, result.title,
                  rt.provenance(), result.headline, result.banner, result.tables)
     print(result.log_text, end="")

@@ -27,6 +27,9 @@ def run(script: str, *args: str, env=None, check=True, cwd=ROOT) -> subprocess.C
     return proc
 
 
+PIPELINE_EPOCHS = 6  # the pipeline fixture's: enough for the classifier to point ER up on the tiny set
+
+
 def overrides(dataset: Path, work: Path, epochs: int = 4) -> list[str]:
     return [f"cygno.root={dataset}", f"cygno.cache_dir={work / 'cache'}", f"train.checkpoint_dir={work / 'ck'}",
             f"cygno.output.submission={work / 'results' / 'submission.csv'}", f"cygno.output.results_dir={work / 'results'}",
@@ -57,7 +60,7 @@ def real_images() -> list[Path]:
 def pipeline(tiny_dataset, tmp_path_factory):
     """The CYGNO scripts run once on the tiny dataset (the regressor trained too): (work folder, their outputs)."""
     work = tmp_path_factory.mktemp("run")
-    args = overrides(tiny_dataset, work, epochs=12)
+    args = overrides(tiny_dataset, work, epochs=PIPELINE_EPOCHS)
     outputs = [run(script, *args).stdout for script in ("train.py", "generate_submission.py", "report.py")]
     assert not (work / "ck" / "cygno" / "regressor_best.pt").exists()  # mode light reads no regressor
     run("train.py", *args, "--only", "regressor")  # for the report's energy figures and the regressor modes

@@ -100,13 +100,19 @@ def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_pat
     out = run("report.py", *ref, f"damic.output.predictions={tmp_path / 'none.csv'}",
               f"damic.output.results_dir={tmp_path / 'report'}").stdout
     oof = pd.read_csv(work / "ref" / "damic" / "oof.csv")
-    scored = json.loads((tmp_path / "report" / "metrics.json").read_text())["metrics"]["out-of-fold"]
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    scored = metrics["metrics"]["out-of-fold"]
+    assert metrics["cross_validation"]["validation"] == "inner"  # the plan's cv.json, in the ensemble's report
     assert scored["n"] == len(oof)
     assert scored["accuracy"] == pytest.approx((oof["predicted"] == oof["particle"]).mean())
     assert np.sum(scored["confusion"]) == len(oof) and "[out-of-fold] n=" in out
     one = run("report.py", *ref, "train.fold=1", f"damic.output.predictions={tmp_path / 'none.csv'}",
               f"damic.output.results_dir={tmp_path / 'fold1'}").stdout  # one fold's model: not the others' table
     assert "[out-of-fold" not in one and "[validation]" in one
+    other = run("report.py", *ref, "train.fold_validation=fold", f"damic.output.predictions={tmp_path / 'none.csv'}",
+                f"damic.output.results_dir={tmp_path / 'other'}").stdout  # folds of another plan: not theirs to report
+    assert "written by folds of another plan" in other and "[out-of-fold" not in other
+    assert "cross_validation" not in json.loads((tmp_path / "other" / "metrics.json").read_text())
 
 
 def test_the_fold_ensemble_averages_the_members_raw_outputs(damic_folds):

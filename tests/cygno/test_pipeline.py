@@ -17,7 +17,7 @@ from idao.cygno.images import load_crop
 from idao.cygno.metrics import mae, roc_auc
 from idao.cygno.postprocess import SPLIT_LEVELS
 
-from conftest import check_onnx_export, overrides, run, run_snippet
+from conftest import PIPELINE_EPOCHS, check_onnx_export, overrides, run, run_snippet
 
 
 def checkpoint_copy(work: Path, dataset: Path, tmp_path: Path) -> tuple[Path, list[str]]:
@@ -121,7 +121,7 @@ def test_report_files(pipeline):
     html = (results / "index.html").read_text()
     assert 'src="roc_auc.png"' in html and "AUC=" in html
     log = pd.read_csv(work / "ck" / "cygno" / "classifier_log.csv")
-    assert list(log["epoch"]) == list(range(12))
+    assert list(log["epoch"]) == list(range(PIPELINE_EPOCHS))
     assert "[cygno.classifier]" in (work / "ck" / "cygno" / "config.ini").read_text()
 
 
@@ -132,9 +132,9 @@ def test_tensorboard_shows_every_epoch_and_validation_examples(pipeline):
     work, _ = pipeline
     events = EventAccumulator(str(work / "ck" / "cygno" / "tensorboard" / "classifier"), size_guidance={"images": 0})
     events.Reload()
-    assert [e.step for e in events.Scalars("val_metric")] == list(range(12))  # 12 epochs, once each
+    assert [e.step for e in events.Scalars("val_metric")] == list(range(PIPELINE_EPOCHS))  # every epoch, once
     assert {"train_loss", "lr", "val_metric"} <= set(events.Tags()["scalars"])
-    assert len(events.Images("validation examples")) == 12  # the crops with their ER score and truth, per epoch
+    assert len(events.Images("validation examples")) == PIPELINE_EPOCHS  # the crops, ER score and truth, per epoch
 
 
 @pytest.mark.xdist_group("cygno_pipeline")
