@@ -181,9 +181,10 @@ def make_objective(cfg, train: Events) -> TrackObjective:
     objective = TrackObjective(model_classes(dcfg), window, dcfg.bin, dcfg.log_scale, dcfg.add_noise, mcfg.augment,
                                mcfg.box_weight, mcfg.box_target, reads=model_inputs(mcfg.model))
     mean, std = fit_stats(objective, train)
-    fractions, weights = tuple(float(np.mean(train.label == j)) for j in range(len(objective.classes))), ()
     if mcfg.class_balance:  # every class the same total weight: the probabilities then carry a uniform prior
         weights, fractions = class_balance(train.label, len(objective.classes))
+    else:
+        weights, fractions = (), tuple(float(np.mean(train.label == j)) for j in range(len(objective.classes)))
     # the features are measured (and cached) only for models that read them
     feature_mean, feature_std = fit_feature_stats(train) if "features" in objective.reads else ((), ())
     return dataclasses.replace(objective, mean=mean, std=std, class_fractions=fractions, class_weights=weights,
