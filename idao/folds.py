@@ -121,7 +121,8 @@ def cross_validate(task: Task, cfg, only: str | None = None) -> list[dict]:
             if same and (wanted is None or set(wanted) <= {s["kind"] for s in done["summaries"]}):
                 log(f"fold{k} ({k + 1} of {folds}): finished before ({folder / 'done.json'}); skipped")
                 continue
-            log(f"fold{k} ({k + 1} of {folds}): validating on fold {k}, training on the others")
+            log(f"fold{k} ({k + 1} of {folds}): scored on fold {k}; trained on the others, "
+                + ("validated on a split of them" if plan["validation"] == "inner" else f"validated on fold {k}"))
             resume = cfg.train.resume and started == plan
             if rt.dist.main:
                 write_text(folder / "plan.json", json.dumps(plan))
