@@ -63,3 +63,28 @@ def test_a_second_round_trains_with_the_confident_test_events(tmp_path):
     run("generate_submission.py", *args)
     saved = (tmp_path / "pred.config.ini").read_text()
     assert "pseudo_label = 0.7" in saved and f"pseudo_labelled = {n}" in saved
+
+
+def test_cygno_pseudo_labels_skip_copies_of_held_out_images(dataset_copy, tmp_path):
+    """A test image that repeats a held-out training image (validated or scored) never enters round 2: it
+    would let the networks train on what they are judged on."""
+    import shutil
+
+    from idao.config import load_config
+    from idao.cygno.data import load_crops
+    from idao.cygno.dataset import read_test_folder, train_samples
+    from idao.cygno.pseudo import pseudo_crops
+
+    held = train_samples(dataset_copy)[0]
+    shutil.copy(held.path, dataset_copy / "public_test" / "copy_of_a_training_image.png")
+    other = read_test_folder(dataset_copy / "public_test")[0]
+    cfg = load_config(overrides=[f"cygno.root={dataset_copy}", "cygno.cache_dir=", f"train.checkpoint_dir={tmp_path}",
+                                 "train.pseudo_label=0.9"], echo=False)
+    (tmp_path / "cygno").mkdir()
+    pd.DataFrame({"id": ["copy_of_a_training_image", other.id], "split": "public_test", "particle": ["ER", "NR"],
+                  "energy": [3, 6], "score": [0.99, 0.01], "threshold": 0.9}).to_csv(
+        tmp_path / "cygno" / "pseudo_labels.csv", index=False)
+    held_out = load_crops([held], cfg.cygno, progress=False)
+    assert pseudo_crops(cfg, held_out, progress=False).ids == [other.id]
+    assert sorted(pseudo_crops(cfg, load_crops([], cfg.cygno, progress=False), progress=False).ids) == sorted(
+        ["copy_of_a_training_image", other.id])  # nothing held out: both
