@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from idao.cygno.calibrate import compare_features, main, measure_simulated, real_features, signal_histogram_distance
+from idao.cygno.calibrate import (compare_features, main, measure_simulated, real_features, sampling_floor,
+                                  signal_histogram_distance)
 from idao.cygno.projection import HIGH, LOW, event_features, fit_projection
 
 
@@ -36,6 +37,8 @@ def test_a_measurement_equal_to_the_real_quantiles_deviates_by_nothing():
     counts = real["private_signal_histogram"]["counts"]
     centres = np.repeat(np.arange(len(counts)) * 1000 + 500.0, counts)
     assert signal_histogram_distance(centres, counts, 1000) == pytest.approx(0, abs=1e-12)
+    floor, p95 = sampling_floor(counts, 6000)  # finite samples of one distribution: a small distance, not none
+    assert 0.01 < floor < p95 < 0.1 and sampling_floor(counts, 60000)[0] < floor
 
 
 def test_the_calibrated_simulator_matches_the_real_training_classes():
