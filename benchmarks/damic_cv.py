@@ -188,7 +188,7 @@ def main() -> None:
              "| fold | trained on | scored on | test events | accuracy | balanced accuracy | ROC-AUC | mean IoU | epochs | "
              "seconds |", "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     files = [c for c in table.columns if c.startswith("accuracy ")]  # several files scored: each one's accuracy
-    files = files if len(files) > 1 else []
+    files = files if len(split_list(args.data)) > 1 else []  # a noisy copy is not another file
     if files:
         lines[-2:] = [lines[-2] + "".join(f" {f} |" for f in files), lines[-1] + "---:|" * len(files)]
 
