@@ -21,7 +21,7 @@ from .runtime import make_runtime, training_runtime
 from .splits import fold_index
 from .tasks import Report, Task
 
-RECORDED = ("train.pseudo_label", "train.pseudo_labelled")  # taken from every task's checkpoint: how it was trained
+RECORDED = ("train.pseudo_label", "train.pseudo_labelled", "train.fold_validation")  # from every task's checkpoint
 VALIDATED = {"inner": "each model validated on a split of its training folds",  # train.fold_validation, in words
              "fold": "each model validated on the fold it left out"}
 
@@ -169,17 +169,20 @@ def summarize_folds(top: Path, folds: int, plan: dict) -> dict | None:
     return cv
 
 
-def finished_folds(cfg, task_name: str) -> tuple[Path, dict] | None:
+def finished_folds(cfg, task_name: str, verbose: bool = False) -> tuple[Path, dict] | None:
     """The task's checkpoint folder and its ``cv.json``, for a report of the fold ensemble that ``cfg`` describes;
-    None for one model, one fold's model (``train.fold``), folds not all done, or folds of another plan."""
+    None for one model, one fold's model (``train.fold``), folds not all done, or folds of another plan (said
+    when ``verbose``)."""
     top = RunSettings.from_config(cfg, task_name).top_dir
     path = top / "cv.json"
     if cfg.train.folds <= 1 or fold_index(cfg.train) is not None or not path.is_file():
         return None
     cv = json.loads(path.read_text())
-    if any(cv.get(k) != v for k, v in fold_plan(cfg).items()):
-        print(f"{path}: written by folds of another plan ({', '.join(f'{k} {v}' for k, v in fold_plan(cfg).items())} "
-              "asked for); not reported")
+    plan = fold_plan(cfg)
+    if any(cv.get(k) != v for k, v in plan.items()):
+        if verbose:
+            print(f"{path}: written by folds of another plan (" + ", ".join(f"{k} {cv.get(k)}" for k in plan)
+                  + "; asked for: " + ", ".join(f"{k} {v}" for k, v in plan.items()) + "); not reported")
         return None
     return top, cv
 
@@ -202,5 +205,8 @@ def add_folds(result: Report, cv: dict, path: Path) -> None:
                           *[f"fold {k}" for k in range(cv["folds"])]],
                           [[kind, c["metric"], c["mean"], c["std"], *c["per_fold"]] for kind, c in cv["models"].items()]))
     result.closing.append(f"the {cv['folds']} fold models predicted together; every validation event above was in "
-                          "the training folds of some of them, so read the cross-validated figures instead: "
-                          + "; ".join(f"{k} {c['metric']} {c['mean']:.4f} ± {c['std']:.4f}" for k, c in cv["models"].items()))
+                          "the training folds of some of them. Each fold model's own validation figures: "
+                          + "; ".join(f"{k} {c['metric']} {c['mean']:.4f} ± {c['std']:.4f}" for k, c in cv["models"].items())
+                          + (" (on the splits each chose its epoch on); the out-of-fold table (oof.csv) scores every "
+                             "training event by the fold that neither trained nor chose on it"
+                             if cv.get("validation") == "inner" else " (each on the fold it is scored on)"))

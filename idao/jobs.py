@@ -108,7 +108,7 @@ def report(task: Task, cfg):
     folder.mkdir(parents=True, exist_ok=True)
     rt = make_runtime(cfg.train)
     result: Report = task.evaluate(cfg, rt, folder)
-    folds = finished_folds(cfg, task.name)
+    folds = finished_folds(cfg, task.name, verbose=True)
     if folds is not None:
         add_folds(result, folds[1], folds[0] / "cv.json")
     write_report(folder, result.log_text, result.metrics, cfg.to_ini(), result.images, result.title,

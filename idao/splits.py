@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import DataError
+
 
 def fingerprint(*arrays) -> str:
     """A short hash of arrays' bytes, in order: equal only for copies (a caller whose arrays vary in shape or
@@ -28,8 +30,10 @@ def stratified_split(classes: np.ndarray, fraction: float, seed: int,
     """Indices (train, val) holding out ``fraction`` of every class (rounded), in a seeded order.
 
     With ``groups`` (e.g. the copies of one event) a group goes wholly to one side, so that no copy is validated
-    on its own twin: taken in that order, groups go to val while it holds fewer than its share of the class (a
-    group counted whole), so val may overshoot by less than one group. Without them every event is its own group.
+    on its own twin: taken in that order, a class' groups go to val while it holds fewer than its share of the
+    class (a group counted whole), so val overshoots a class' share by less than its largest group. A group whose
+    copies carry different classes goes where the first of those classes sent it and counts against the others'
+    shares. Without groups every event is its own group.
     """
     rng = np.random.default_rng([seed, 0x5A1])
     train, val, to_val = [], [], {}  # group -> its side
@@ -99,13 +103,22 @@ def validation_split(classes: np.ndarray, fraction: float, train_cfg, groups: np
     fold = fold_index(train_cfg)
     if fold is None:
         train, val = stratified_split(classes, fraction, seed, groups)
-        return Split(train, val, val)
-    numbers = fold_numbers(np.asarray(classes), train_cfg.folds, seed, groups)
-    rest, scored = np.flatnonzero(numbers != fold), np.flatnonzero(numbers == fold)
-    if train_cfg.fold_validation == "fold":
-        return Split(rest, scored, scored)
-    inner = stratified_split(np.asarray(classes)[rest], fraction, seed, None if groups is None else np.asarray(groups)[rest])
-    return Split(rest[inner[0]], rest[inner[1]], scored)
+        split = Split(train, val, val)
+    else:
+        numbers = fold_numbers(np.asarray(classes), train_cfg.folds, seed, groups)
+        rest, scored = np.flatnonzero(numbers != fold), np.flatnonzero(numbers == fold)
+        if train_cfg.fold_validation == "fold":
+            split = Split(rest, scored, scored)
+        else:
+            inner = stratified_split(np.asarray(classes)[rest], fraction, seed,
+                                     None if groups is None else np.asarray(groups)[rest])
+            split = Split(rest[inner[0]], rest[inner[1]], scored)
+    if len(split.val) == 0 or len(split.train) == 0:
+        raise DataError(f"{source or 'the training data'}: {len(classes)} {noun}s leave nothing to "
+                        f"{'validate' if len(split.val) == 0 else 'train'} on (validation fraction {fraction}"
+                        + (f", fold {fold} of {train_cfg.folds}" if fold is not None else "") + "); add data or "
+                        "change the validation fraction" + (" or train.folds" if fold is not None else ""))
+    return split
 
 
 def fold_index(train_cfg) -> int | None:

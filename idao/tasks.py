@@ -138,9 +138,10 @@ class Task(Protocol):
     def evaluate(self, cfg, rt, folder: Path) -> Report:
         """Metrics of the validation split and every labelled test set, with the figures drawn into ``folder``."""
 
-    # Optional: ``validation_predictions(cfg, rt) -> DataFrame``: the trained models' predictions of their
-    # validation events, one row each (an id, the truth, the prediction), as the report scores them. With it the
-    # core trains in folds (``train.folds``) and writes the out-of-fold table; without it folds are refused.
+    # Optional: ``validation_predictions(cfg, rt) -> DataFrame``: the trained models' predictions of the events
+    # their split scores (``Split.scored``: in a fold run, the fold they left out), one row each (an id, the
+    # truth, the prediction), as the report scores them. With it the core trains in folds (``train.folds``) and
+    # writes the out-of-fold table; without it folds are refused.
     # Optional: ``pseudo_labels(cfg, predicted: Predictions, threshold) -> DataFrame``: the test events to add
     # (an ``id`` and the task's label columns), chosen from round 1's predictions; the task's ``train`` adds them
     # (``folds.read_pseudo_labels``) when ``train.pseudo_label`` > 0. Without it pseudo-labelling is refused.

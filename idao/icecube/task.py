@@ -182,7 +182,7 @@ def model_directions(model, objective, data: PulseSet, rt) -> np.ndarray:
 
 def routes(objective) -> tuple:
     """Per class, the reconstruction its events are routed to: a fold ensemble's is the one most of its members
-    chose on their own validation folds (a tie: the earliest fold's of those tied)."""
+    chose on their own validation splits (a tie: the earliest fold's of those tied)."""
     members = getattr(objective, "members", [objective])
     return tuple(Counter(choices).most_common(1)[0][0] for choices in zip(*(m.routes for m in members)))
 
