@@ -17,8 +17,9 @@ from idao.config import load_config
 from idao.damic.simulate import simulate_dataset
 from idao.damic.task import load_model, prepare
 from idao.engine import RunSettings, predict_outputs
-from idao.runtime import make_runtime
 from idao.errors import DataError
+from idao.folds import finished_folds, out_of_fold_table
+from idao.runtime import make_runtime
 from idao.splits import fold_numbers, stratified_split, validation_split
 from test_toy_detector import TOY
 
@@ -113,7 +114,7 @@ def test_oof_covers_every_training_event_once(damic_folds):
     assert not set(events.subset(split.val).ids) & set(oof.loc[oof["fold"] == 1, "id"])  # chosen elsewhere
 
 
-def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_path):
+def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_path, capsys):
     """report.py with train.folds: the out-of-fold table scored as a set of its own (per class, confusion),
     its accuracy the share of rows oof.csv predicts right; a report of one fold's model (train.fold) leaves it."""
     work, _, _, ref, _ = damic_folds
@@ -129,10 +130,10 @@ def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_pat
     one = run("report.py", *ref, "train.fold=1", f"damic.output.predictions={tmp_path / 'none.csv'}",
               f"damic.output.results_dir={tmp_path / 'fold1'}").stdout  # one fold's model: not the others' table
     assert "[out-of-fold" not in one and "[validation]" in one
-    other = run("report.py", *ref, "train.fold_validation=fold", f"damic.output.predictions={tmp_path / 'none.csv'}",
-                f"damic.output.results_dir={tmp_path / 'other'}").stdout  # folds of another plan: not theirs to report
-    assert other.count("written by folds of another plan") == 1 and "[out-of-fold" not in other
-    assert "cross_validation" not in json.loads((tmp_path / "other" / "metrics.json").read_text())
+    other = load_config(None, [*ref, "train.fold_validation=fold"], echo=False)  # folds of another plan
+    assert finished_folds(other, "damic", verbose=True) is None and out_of_fold_table(other, "damic") is None
+    assert capsys.readouterr().out.count("written by folds of another plan (folds 3, seed 0, pseudo_labelled 0, "
+                                         "validation inner; asked for") == 1
 
 
 def test_the_fold_ensemble_averages_the_members_raw_outputs(damic_folds):
