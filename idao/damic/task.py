@@ -322,6 +322,7 @@ def pseudo_events(cfg) -> Events | None:
                         f"{missing[0]!r}): the test data changed since round 1; train again without train.resume")
     chosen = events.subset([where[i] for i in labels["id"]])
     chosen.particle = labels["particle"].to_numpy(str)
+    chosen.ids = [f"pseudo:{i}" for i in chosen.ids]  # test ids may repeat training ids (files of one name)
     return chosen
 
 

@@ -43,6 +43,9 @@ def test_cygno_pseudo_labels_keep_each_light_pair_balanced():
 
 def test_a_second_round_trains_with_the_confident_test_events(tmp_path):
     sim = simulate_dataset(tmp_path / "sim", events_per_class=12, seed=5)
+    train_names = sorted(p.name for p in (sim / "train").glob("*.npz"))
+    for path, name in zip(sorted((sim / "test").glob("*.npz")), train_names):  # test ids that repeat training ids
+        path.rename(path.with_name(name))
     args = ["task.name=damic", f"damic.train={sim / 'train'}", f"damic.test={sim / 'test'}",
             "damic.model.model=track_trees", "damic.model.tree_rounds=30", f"train.checkpoint_dir={tmp_path / 'ck'}",
             f"damic.output.predictions={tmp_path / 'pred.csv'}", "train.progress=false", "train.threads=1"]
