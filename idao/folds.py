@@ -190,9 +190,9 @@ def finished_folds(cfg, task_name: str, verbose: bool = False) -> tuple[Path, di
 def out_of_fold_table(cfg, task_name: str) -> tuple[pd.DataFrame, Path] | None:
     """The whole ``oof.csv`` of the finished folds ``cfg`` describes (``finished_folds``), and its path; else None."""
     found = finished_folds(cfg, task_name)
-    if found is None or not (found[0] / "oof.csv").is_file():
+    path = found and found[0] / "oof.csv"
+    if not path or not path.is_file():
         return None
-    path = found[0] / "oof.csv"
     return pd.read_csv(path, dtype={"id": str}).drop_duplicates("id"), path
 
 
