@@ -3,8 +3,8 @@
 For each seed the task's three jobs run in a fresh folder for each ``train.folds`` value of ``--compare``, as a
 user would run them (plus any overrides given, e.g. a pseudo-labelling round). The test figures come from
 each run's report (the labelled test data: CYGNO's simulated public and private splits, DAMIC's labelled test
-file, e/gamma's held-out test part, IceCube's simulated test truth); for DAMIC with ``train.folds`` > 1 also the
-out-of-fold accuracy of the training events (each file's apart), from the same report::
+file, e/gamma's held-out test part, IceCube's simulated test truth); with ``train.folds`` > 1 also the pooled
+out-of-fold scores of the training events (``cv.json``; DAMIC's report adds each training file's accuracy)::
 
     python benchmarks/folds.py --task icecube --seeds 0,1 --compare 1,5 --out docs/benchmarks/folds_icecube.md
     python benchmarks/folds.py --task damic --packed ../shared/data/damic-tfm/eVSmu_tr1.npz --holdout 0.2 \\
@@ -21,6 +21,7 @@ a frame kept together, its own seed) is written as a test file, the rest as a tr
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import tempfile
 import time
@@ -43,9 +44,9 @@ def headline(task: str, metrics: dict) -> dict:
         m = metrics["metrics"]
         return {"public": m["public_test"]["score"], "private": m["private_test"]["score"],
                 "private AUC": m["private_test"]["auc"], "private MAE keV": m["private_test"]["mae"]}
-    if task == "damic":  # one test file: its figures; several: each file's accuracy; with folds, out of fold too
+    if task == "damic":  # one test file: its figures; several: each file's accuracy; with folds, each file's out of fold
         tests = {k: v for k, v in metrics["metrics"].items() if k != "validation" and not k.startswith("out-of-fold")}
-        oof = {k: v["accuracy"] for k, v in metrics["metrics"].items() if k.startswith("out-of-fold")}
+        oof = {k: v["accuracy"] for k, v in metrics["metrics"].items() if k.startswith("out-of-fold ")}
         if len(tests) > 1:
             row = {f"{Path(k).stem} {m}": v[m] for k, v in tests.items() for m in ("accuracy", "balanced_accuracy")}
         else:
@@ -105,6 +106,9 @@ def one_run(task: str, folds: int, seed: int, work: Path, data: list[str], overr
     t2 = time.time()
     metrics = run_job("report", args)
     row = headline(task, metrics)
+    if folds > 1:  # what the folds promise: cv.json's pooled out-of-fold scores, beside the test figures
+        cv = json.loads((work / "ck" / task / "cv.json").read_text())
+        row.update({f"out-of-fold {name}": c["pooled"] for name, c in cv["out_of_fold"].items()})
     for k, (name, extra) in enumerate((passes or {}).items()):
         again = [*args, *extra, f"{out}.{keys[0]}={work / f'pass{k}.csv'}", f"{out}.{keys[1]}={work / f'pass{k}'}"]
         run_job("generate", again)

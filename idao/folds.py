@@ -1,7 +1,8 @@
 """What train.py does beyond one run of a task's ``train``: K folds (``train.folds``) with their out-of-fold
 predictions, and pseudo-labelling rounds (``train.pseudo_label``). The core drives both; a task takes part
-through two optional hooks (``validation_predictions``, ``pseudo_labels``; see ``idao/tasks.py``) and by drawing
-its validation split with ``splits.validation_split`` and loading models with ``RunSettings.members``.
+through optional hooks (``validation_predictions`` with ``score_out_of_fold``, ``pseudo_labels``; see
+``idao/tasks.py``) and by drawing its validation split with ``splits.validation_split`` and loading models with
+``RunSettings.members``.
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ VALIDATED = {"inner": "each model validated on a split of its training folds",  
 def check_folds(task: Task, cfg, job: str) -> None:
     """Folds need the task's out-of-fold predictions; a job that predicts must be told the models were trained
     in folds (the fold folders say so, but ``train.folds`` picks which checkpoints load)."""
-    if cfg.train.folds > 1 and not hasattr(task, "validation_predictions"):
+    if cfg.train.folds > 1 and not (hasattr(task, "validation_predictions") and hasattr(task, "score_out_of_fold")):
         raise ConfigError(f"train.folds = {cfg.train.folds}: task {task.name} has no out-of-fold predictions "
-                          "(validation_predictions); train it with train.folds = 1")
+                          "(validation_predictions, score_out_of_fold); train it with train.folds = 1")
     run = RunSettings.from_config(cfg, task.name)
     first = run.members(task.models[0])[0]
     in_folds = sorted(run.top_dir.glob(f"fold*/{first.name}"))
@@ -64,18 +65,27 @@ def pseudo_labels_path(cfg, task_name: str) -> Path:
 
 def read_pseudo_labels(cfg, task_name: str) -> pd.DataFrame | None:
     """Round 1's pseudo-labels (``id`` and the task's label columns) where round 2 is training, else None: what
-    a task's ``train`` adds to its training events."""
+    a task's ``train`` adds to its training events. In folds, fold k's own: those round 1's fold k model made."""
     if cfg.train.pseudo_label <= 0:
         return None
-    return pd.read_csv(pseudo_labels_path(cfg, task_name), dtype={"id": str})
+    labels = pd.read_csv(pseudo_labels_path(cfg, task_name), dtype={"id": str})
+    if "fold" not in labels.columns:
+        return labels
+    k = fold_index(cfg.train)
+    if k is None:
+        raise ConfigError(f"{pseudo_labels_path(cfg, task_name)}: pseudo-labels of fold models; train with "
+                          f"train.folds = {labels['fold'].max() + 1}")
+    return labels[labels["fold"] == k].drop(columns="fold")
 
 
 def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
     """``train.pseudo_label`` = t: round 1 (without pseudo-labels, into ``<checkpoint_dir>/round1/``); its
     predictions of the test data, as generate_submission.py makes them; the test events it calls with confidence
     >= t, as the task picks them (``task.pseudo_labels``), written with t to ``<task>/pseudo_labels.csv``; then
-    round 2 from scratch in the usual place, the task adding those events to its training events. With
-    ``train.resume`` and labels of the same t written, round 1 is not run again and round 2 resumes."""
+    round 2 from scratch in the usual place, the task adding those events to its training events. In folds,
+    each fold's round-1 model labels the test data for the same fold's round 2 (``fold`` column): a label made
+    by a model that trained on fold k would carry fold k into the model scored on it. With ``train.resume``
+    and labels of the same t written, round 1 is not run again and round 2 resumes."""
     labels_path, threshold = pseudo_labels_path(cfg, task.name), cfg.train.pseudo_label
     resuming = (cfg.train.resume and labels_path.is_file()
                 and np.allclose(pd.read_csv(labels_path, usecols=["threshold"])["threshold"], threshold))
@@ -84,13 +94,19 @@ def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
                                  "train.checkpoint_dir": str(Path(cfg.train.checkpoint_dir) / "round1")})
         print(f"pseudo-labelling, round 1 (no pseudo-labels): {first.train.checkpoint_dir}")
         train_round(task, first, only)
-        predicted = task.predict(first, make_runtime(cfg.train))
-        chosen = task.pseudo_labels(first, predicted, threshold).assign(threshold=threshold)
-        write_csv(chosen, labels_path, float_format="%.7g")
-        print(f"pseudo-labels: {len(chosen)} of {len(predicted.table)} test events called with confidence >= "
-              f"{threshold} ({labels_path})")
-    n = len(pd.read_csv(labels_path))
-    print(f"pseudo-labelling, round 2: training again with the {n} pseudo-labelled test events")
+        rt, parts = make_runtime(cfg.train), []
+        for k in range(cfg.train.folds) if cfg.train.folds > 1 else [None]:
+            by = first if k is None else first.with_values({"train.fold": str(k)})
+            predicted = task.predict(by, rt)
+            chosen = task.pseudo_labels(by, predicted, threshold)
+            parts.append(chosen if k is None else chosen.assign(fold=k))
+            print(f"pseudo-labels{'' if k is None else f' for fold{k}'}: {len(chosen)} of {len(predicted.table)} "
+                  f"test events called with confidence >= {threshold}")
+        write_csv(pd.concat(parts, ignore_index=True).assign(threshold=threshold), labels_path, float_format="%.7g")
+        print(f"pseudo-labels: {labels_path}")
+    n = len(pd.read_csv(labels_path))  # in folds: all folds' rows together
+    print(f"pseudo-labelling, round 2: training again with the {n} pseudo-labelled test events"
+          + (" (each fold with its own)" if cfg.train.folds > 1 else ""))
     return train_round(task, cfg.with_values({"train.pseudo_labelled": n, "train.resume": resuming}), only)
 
 
@@ -139,31 +155,42 @@ def cross_validate(task: Task, cfg, only: str | None = None) -> list[dict]:
             if rt.dist.enabled:
                 torch.distributed.barrier()  # the next fold starts once rank 0 has written this one
         if rt.dist.main:
-            summarize_folds(top, folds, plan)
+            summarize_folds(task, top, folds, plan)
     return results
 
 
-def summarize_folds(top: Path, folds: int, plan: dict) -> dict | None:
+def spread(values: list[float]) -> dict:
+    return dict(per_fold=[float(v) for v in values], mean=float(np.mean(values)), std=float(np.std(values)),
+                min=float(np.min(values)), max=float(np.max(values)))
+
+
+def summarize_folds(task: Task, top: Path, folds: int, plan: dict) -> dict | None:
     """With every fold done under ``plan``: ``oof.csv`` (each training event predicted once, by the fold that did
-    not train on it) and ``cv.json``, printed; None while some fold is missing."""
+    not train on it) and ``cv.json``, printed; None while some fold is missing. ``cv.json`` holds the task's
+    scores of the out-of-fold table (``out_of_fold``: each fold's, their spread, and all folds pooled) beside
+    each model's validation metric (``models``: what each chose its epoch on; with ``inner`` not the fold)."""
     done = [top / f"fold{k}" / "done.json" for k in range(folds)]
     finished = [p.is_file() and json.loads(p.read_text()).get("plan") == plan for p in done]
     if not all(finished):
         print(f"folds done: {sum(finished)} of {folds}; the cross-validated figures follow the last")
         return None
-    oof = pd.concat([pd.read_csv(p.with_name("oof.csv")) for p in done], ignore_index=True)
+    oof = pd.concat([pd.read_csv(p.with_name("oof.csv"), dtype={"id": str}) for p in done], ignore_index=True)
     write_csv(oof, top / "oof.csv", float_format="%.7g")
     per_model: dict[str, list] = {}
     for p in done:
         for summary in json.loads(p.read_text())["summaries"]:
             per_model.setdefault(summary["kind"], []).append(summary)
-    cv = {kind: dict(metric=rows[0].get("metric_name", "metric"), per_fold=[r["best"] for r in rows],
-                     mean=float(np.mean([r["best"] for r in rows])), std=float(np.std([r["best"] for r in rows])),
-                     min=float(np.min([r["best"] for r in rows])), max=float(np.max([r["best"] for r in rows])))
-          for kind, rows in per_model.items()}
-    write_text(top / "cv.json", json.dumps(dict(plan, models=cv), indent=1))
-    for kind, c in cv.items():
-        print(f"cross-validated ({folds} folds, {VALIDATED[plan['validation']]}): {kind} validation {c['metric']} "
+    models = {kind: dict(metric=rows[0].get("metric_name", "metric"), **spread([r["best"] for r in rows]))
+              for kind, rows in per_model.items()}
+    by_fold = [task.score_out_of_fold(oof[oof["fold"] == k]) for k in range(folds)]
+    pooled = task.score_out_of_fold(oof)
+    scored = {name: dict(spread([f[name] for f in by_fold]), pooled=float(value)) for name, value in pooled.items()}
+    cv = dict(plan, out_of_fold=scored, models=models)
+    write_text(top / "cv.json", json.dumps(cv, indent=1))
+    print(f"out of fold ({folds} folds, each scored by the model that neither trained nor chose on it): "
+          + "; ".join(f"{name} {c['pooled']:.4f} (folds {c['min']:.4f} to {c['max']:.4f})" for name, c in scored.items()))
+    for kind, c in models.items():
+        print(f"{kind}'s validation {c['metric']} ({VALIDATED[plan['validation']]}): "
               f"{c['mean']:.4f} ± {c['std']:.4f} (folds {c['min']:.4f} to {c['max']:.4f})")
     print(f"out-of-fold predictions of {len(oof)} training events: {top / 'oof.csv'}")
     return cv
@@ -197,16 +224,20 @@ def out_of_fold_table(cfg, task_name: str) -> tuple[pd.DataFrame, Path] | None:
 
 
 def add_folds(result: Report, cv: dict, path: Path) -> None:
-    """The cross-validated figures (``cv.json``) in a report of the fold ensemble: a table of each model's
-    validation metric per fold, and a warning that the ensemble's own validation figures are not held out."""
+    """The cross-validated figures (``cv.json``) in a report of the fold ensemble: the out-of-fold scores per fold
+    and pooled, each model's validation metric per fold, and a warning that the ensemble's own validation
+    figures are not held out."""
     result.metrics["cross_validation"] = cv
-    where = VALIDATED[cv.get("validation", "fold")]
-    result.tables.append((f"Cross-validation ({cv['folds']} folds, {where}; {path})", ["model", "metric", "mean", "std",
-                          *[f"fold {k}" for k in range(cv["folds"])]],
+    folds = [f"fold {k}" for k in range(cv["folds"])]
+    result.tables.append((f"Out of fold ({cv['folds']} folds, each scored by the model that neither trained nor "
+                          f"chose on it; {path})", ["score", "pooled", "mean", "std", *folds],
+                          [[name, c["pooled"], c["mean"], c["std"], *c["per_fold"]]
+                           for name, c in cv.get("out_of_fold", {}).items()]))
+    result.tables.append((f"Validation metric of each fold model ({VALIDATED[cv.get('validation', 'fold')]})",
+                          ["model", "metric", "mean", "std", *folds],
                           [[kind, c["metric"], c["mean"], c["std"], *c["per_fold"]] for kind, c in cv["models"].items()]))
     result.closing.append(f"the {cv['folds']} fold models predicted together; every validation event above was in "
-                          "the training folds of some of them. Each fold model's own validation figures: "
-                          + "; ".join(f"{k} {c['metric']} {c['mean']:.4f} ± {c['std']:.4f}" for k, c in cv["models"].items())
-                          + (" (on the splits each chose its epoch on); the out-of-fold table (oof.csv) scores every "
-                             "training event by the fold that neither trained nor chose on it"
-                             if cv.get("validation") == "inner" else " (each on the fold it is scored on)"))
+                          "the training folds of some of them. Read the out-of-fold scores instead: "
+                          + "; ".join(f"{name} {c['pooled']:.4f}" for name, c in cv.get("out_of_fold", {}).items())
+                          + " (oof.csv: every training event scored by the fold that neither trained "
+                          + ("nor chose on it)" if cv.get("validation") == "inner" else "on it, but chose its epoch on it)"))

@@ -141,7 +141,9 @@ class Task(Protocol):
     # Optional: ``validation_predictions(cfg, rt) -> DataFrame``: the trained models' predictions of the events
     # their split scores (``Split.scored``: in a fold run, the fold they left out), one row each (an id, the
     # truth, the prediction), as the report scores them. With it the core trains in folds (``train.folds``) and
-    # writes the out-of-fold table; without it folds are refused.
+    # writes the out-of-fold table; without it folds are refused. It comes with
+    # ``score_out_of_fold(table) -> {name: value}``: the headline figures of such rows (one fold's, or all folds'),
+    # recorded in ``cv.json``.
     # Optional: ``pseudo_labels(cfg, predicted: Predictions, threshold) -> DataFrame``: the test events to add
     # (an ``id`` and the task's label columns), chosen from round 1's predictions; the task's ``train`` adds them
     # (``folds.read_pseudo_labels``) when ``train.pseudo_label`` > 0. Without it pseudo-labelling is refused.

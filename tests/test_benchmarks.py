@@ -116,3 +116,4 @@ def test_folds_benchmark(tmp_path):
                  "damic.packed_labels=electron,muon;noise,electron", "damic.model.model=track_trees",
                  "damic.model.tree_rounds=5", *FAST, out=tmp_path / "folds.md")
     assert "| 0 | 2 |" in text and "noisy eVSn_1 accuracy" in text and "eVSmu_tr1 alone, priors auto, accuracy" in text
+    assert "out-of-fold balanced accuracy" in text and "out-of-fold eVSn_1 accuracy" in text  # cv.json's; the report's

@@ -67,6 +67,12 @@ def validation_predictions(cfg, rt) -> pd.DataFrame:
                          COLUMNS[1]: r.score, COLUMNS[2]: r.final_energy, "classifier": r.raw_score})
 
 
+def score_out_of_fold(table: pd.DataFrame) -> dict:
+    """The leaderboard figures of ``validation_predictions``' rows: score, AUC (ER positive), MAE keV."""
+    m = summarize(table["particle"] == "ER", table["true_energy"], table[COLUMNS[1]], table[COLUMNS[2]])
+    return {"score": m["score"], "AUC": m["auc"], "MAE keV": m["mae"]}
+
+
 def export_models(cfg, rt) -> dict:
     """The trained networks for ``idao-export``, with a batch of validation crops' inputs; the light decode (a
     table of numbers, ``light.json`` beside the checkpoints) goes into their JSON."""

@@ -16,7 +16,7 @@ from .light import LIGHT_MODEL_FILE
 from .objectives import LOSSES, OBJECTIVES
 from .postprocess import BALANCES, MODES
 from .pseudo import pseudo_labels
-from .report import evaluate, export_models, validation_predictions
+from .report import evaluate, export_models, score_out_of_fold, validation_predictions
 from .submit import predict, submission_models
 from .train import NAME, ensure_dataset, train
 
@@ -105,6 +105,7 @@ class CygnoTask(TaskDefaults):
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
+    score_out_of_fold = staticmethod(score_out_of_fold)
     pseudo_labels = staticmethod(pseudo_labels)
     export_models = staticmethod(export_models)
 

@@ -423,6 +423,14 @@ def validation_predictions(cfg, rt) -> pd.DataFrame:
     return table
 
 
+def score_out_of_fold(table: pd.DataFrame) -> dict:
+    """Accuracy, balanced accuracy and AUC of ``validation_predictions``' rows, as the report scores them."""
+    classes = [c[2:] for c in table.columns if c.startswith("p_")]
+    label = np.array([classes.index(p) for p in table["particle"]], dtype=int)
+    m = classification_metrics(label, table[[f"p_{c}" for c in classes]].to_numpy(float), classes)
+    return {"accuracy": m["accuracy"], "balanced accuracy": m["balanced_accuracy"], "AUC": m["auc"]}
+
+
 def track_result(objective: TrackObjective, events: Events, table: pd.DataFrame) -> TrackResult:
     """Truth of ``events`` beside the predictions in ``table`` (same order)."""
     box = table[list(BOX_COLUMNS)].to_numpy(float)
@@ -604,6 +612,7 @@ class DamicTask(TaskDefaults):
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
+    score_out_of_fold = staticmethod(score_out_of_fold)
     pseudo_labels = staticmethod(pseudo_labels)
     export_models = staticmethod(export_models)
 

@@ -161,6 +161,12 @@ def validation_predictions(cfg, rt) -> pd.DataFrame:
                          "p_electron": objective.predict(predict_outputs(model, objective, val, rt))})
 
 
+def score_out_of_fold(table: pd.DataFrame) -> dict:
+    """AUC (electron positive) and accuracy of ``validation_predictions``' rows, as the report scores them."""
+    m = summarize(table["electron"].to_numpy(int), table["p_electron"].to_numpy(float), resamples=0)
+    return {"AUC": m["auc"], "accuracy": m["accuracy"]}
+
+
 def bootstrap_auc(y: np.ndarray, p: np.ndarray, n: int, seed: int = 0) -> tuple[float, float]:
     """The 2.5 and 97.5 percentiles of the AUC over ``n`` resamples of the events (NaN when n = 0)."""
     rng = np.random.default_rng(seed)
@@ -284,6 +290,7 @@ class EgammaTask(TaskDefaults):
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
+    score_out_of_fold = staticmethod(score_out_of_fold)
     export_models = staticmethod(export_models)
 
 

@@ -264,6 +264,11 @@ def validation_predictions(cfg, rt) -> pd.DataFrame:
     return table.merge(events_table(val, direction, probs, cfg.icecube.veto_border), on="event_id")
 
 
+def score_out_of_fold(table: pd.DataFrame) -> dict:
+    """The mean angular error (rad) of ``validation_predictions``' rows."""
+    return {"mean angular error": float(table["angular_error"].mean())}
+
+
 def mean_error(err: np.ndarray, where: np.ndarray) -> dict:
     return dict(n=int(where.sum()), mean_angular_error=float(err[where].mean()) if where.any() else float("nan"))
 
@@ -404,6 +409,7 @@ class IceCubeTask(TaskDefaults):
     predict = staticmethod(predict)
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
+    score_out_of_fold = staticmethod(score_out_of_fold)
     export_models = staticmethod(export_models)
 
 

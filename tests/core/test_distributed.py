@@ -63,7 +63,7 @@ def test_folds_under_torchrun(tmp_path):
                            "29533", "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("fold1 (2 of 2)") == 1 and proc.stdout.count("cross-validated (2 folds,") == 1
+    assert proc.stdout.count("fold1 (2 of 2)") == 1 and proc.stdout.count("out of fold (2 folds,") == 1
     oof = pd.read_csv(tmp_path / "ck" / "damic" / "oof.csv", dtype={"id": str})
     assert sorted(oof["id"]) == sorted(p.stem for p in (sim / "train").glob("*.npz"))
     assert torch.load(tmp_path / "ck" / "damic" / "fold1" / "track_best.pt", weights_only=True)["world_size"] == 2

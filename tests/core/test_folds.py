@@ -101,13 +101,16 @@ def test_oof_covers_every_training_event_once(damic_folds):
     oof = pd.read_csv(top / "oof.csv", dtype={"id": str})
     train_ids = sorted(p.stem for p in (sim / "train").glob("*.npz"))
     assert sorted(oof["id"]) == train_ids  # each once
-    cv = json.loads((top / "cv.json").read_text())["models"]["track"]
-    for k in range(FOLDS):  # each fold's rows are the events its models left out; its figure their validation's
+    cv = json.loads((top / "cv.json").read_text())
+    for k in range(FOLDS):  # each fold's rows are the events its models left out, scored; and its model's validation
         best = torch.load(top / f"fold{k}" / "track_best.pt", weights_only=True)["best"]
-        assert cv["per_fold"][k] == pytest.approx(best)
-        assert sorted(oof.loc[oof["fold"] == k, "id"]) == sorted(
-            pd.read_csv(top / f"fold{k}" / "oof.csv", dtype={"id": str})["id"])
-    assert "cross-validated (3 folds, each model validated on a split of its training folds): track validation" in out
+        assert cv["models"]["track"]["per_fold"][k] == pytest.approx(best)
+        rows = oof[oof["fold"] == k]
+        assert sorted(rows["id"]) == sorted(pd.read_csv(top / f"fold{k}" / "oof.csv", dtype={"id": str})["id"])
+        assert cv["out_of_fold"]["accuracy"]["per_fold"][k] == pytest.approx((rows["predicted"] == rows["particle"]).mean())
+    assert cv["out_of_fold"]["accuracy"]["pooled"] == pytest.approx((oof["predicted"] == oof["particle"]).mean())
+    assert "out of fold (3 folds, each scored by the model that neither trained nor chose on it): accuracy" in out
+    assert "track's validation log-loss (each model validated on a split of its training folds)" in out
     cfg = load_config(None, [*ref, "train.fold=1"], echo=False)
     events, split = prepare(cfg, make_runtime(cfg.train), simulate=False)
     assert sorted(events.subset(split.scored).ids) == sorted(oof.loc[oof["fold"] == 1, "id"])
@@ -126,6 +129,9 @@ def test_the_report_scores_every_training_event_out_of_fold(damic_folds, tmp_pat
     assert metrics["cross_validation"]["validation"] == "inner"  # the plan's cv.json, in the ensemble's report
     assert scored["n"] == len(oof)
     assert scored["accuracy"] == pytest.approx((oof["predicted"] == oof["particle"]).mean())
+    for name in ("accuracy", "balanced_accuracy", "auc"):  # cv.json's pooled figures are the report's
+        pooled = metrics["cross_validation"]["out_of_fold"][name.replace("_", " ").replace("auc", "AUC")]["pooled"]
+        assert pooled == pytest.approx(scored[name])
     assert np.sum(scored["confusion"]) == len(oof) and "[out-of-fold] n=" in out
     one = run("report.py", *ref, "train.fold=1", f"damic.output.predictions={tmp_path / 'none.csv'}",
               f"damic.output.results_dir={tmp_path / 'fold1'}").stdout  # one fold's model: not the others' table

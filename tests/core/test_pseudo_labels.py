@@ -91,3 +91,27 @@ def test_cygno_pseudo_labels_skip_copies_of_held_out_images(dataset_copy, tmp_pa
     assert pseudo_crops(cfg, held_out, progress=False).ids == [other.id]
     assert sorted(pseudo_crops(cfg, load_crops([], cfg.cygno, progress=False), progress=False).ids) == sorted(
         ["copy_of_a_training_image", other.id])  # nothing held out: both
+
+
+def test_in_folds_each_fold_learns_from_its_own_round_one_model(tmp_path):
+    """train.folds with train.pseudo_label: fold k's round 2 adds the test events round 1's fold k model called,
+    with its labels; a label made by a model that trained on fold k would carry fold k into its own score."""
+    from idao.config import load_config
+    from idao.folds import read_pseudo_labels
+
+    sim = simulate_dataset(tmp_path / "sim", events_per_class=24, seed=6)
+    args = ["task.name=damic", f"damic.train={sim / 'train'}", f"damic.test={sim / 'test'}", "train.folds=2",
+            "damic.model.model=track_trees", "damic.model.tree_rounds=40", f"train.checkpoint_dir={tmp_path / 'ck'}",
+            "train.progress=false", "train.threads=1", "train.pseudo_label=0.6"]
+    out = run("train.py", *args).stdout
+    labels = pd.read_csv(tmp_path / "ck" / "damic" / "pseudo_labels.csv", dtype={"id": str})
+    assert sorted(labels["fold"].unique()) == [0, 1] and "pseudo-labels for fold1:" in out
+    for k in range(2):
+        mine = labels[labels["fold"] == k]
+        run("generate_submission.py", *args, f"train.checkpoint_dir={tmp_path / 'ck' / 'round1'}", f"train.fold={k}",
+            f"damic.output.predictions={tmp_path / f'round1_fold{k}.csv'}")
+        pred = pd.read_csv(tmp_path / f"round1_fold{k}.csv", dtype={"id": str}).set_index("id").loc[mine["id"]]
+        assert list(pred["predicted"]) == list(mine["particle"])
+        read = read_pseudo_labels(load_config(None, [*args, f"train.fold={k}"], echo=False), "damic")
+        assert list(read["id"]) == list(mine["id"])
+    assert (tmp_path / "ck" / "damic" / "cv.json").is_file()

@@ -310,7 +310,7 @@ def test_validation_is_decoded_like_the_public_split(pipeline, tiny_dataset):
     """Validation holds the training classes, the public split's: each type's energy is one of that split's
     levels, as on the leaderboard (with all six levels per type the main job's validation scored 293, now 868)."""
     from idao.config import load_config
-    from idao.cygno.report import validation_result
+    from idao.cygno.report import score_out_of_fold, validation_predictions, validation_result
     from idao.cygno.submit import load_light_model
     from idao.runtime import make_runtime
 
@@ -320,3 +320,7 @@ def test_validation_is_decoded_like_the_public_split(pipeline, tiny_dataset):
     called_er = val.score > 0.5
     assert set(val.final_energy[called_er]) <= set(SPLIT_LEVELS["public_test"]["ER"])
     assert set(val.final_energy[~called_er]) <= set(SPLIT_LEVELS["public_test"]["NR"])
+    # what cv.json records of each fold's rows in folds is what the report says of the same predictions
+    metrics = json.loads((work / "results" / "metrics.json").read_text())["metrics"]["validation"]
+    scored = score_out_of_fold(validation_predictions(cfg, make_runtime(cfg.train)))
+    assert scored == pytest.approx({"score": metrics["score"], "AUC": metrics["auc"], "MAE keV": metrics["mae"]})

@@ -124,15 +124,17 @@ def test_epoch_order_streams_blocks_mixes_classes_and_is_seeded(sim, tmp_path):
     assert len(data.cache.blocks) <= data.cache.max_blocks
 
 
+EGAMMA_ARGS = ["task.name=egamma", "egamma.simulate_events=300", "egamma.model.epochs=2", "egamma.model.batch_size=64",
+               "train.progress=false", "egamma.output.bootstrap=50"]
+
+
 @pytest.fixture(scope="module")
 def egamma_run(tmp_path_factory):
     """train -> generate -> report on a small simulated set, from an empty folder with explicit settings."""
     work = tmp_path_factory.mktemp("egamma-run")
-    args = ["task.name=egamma", "egamma.simulate_events=300", "egamma.model.epochs=2", "egamma.model.batch_size=64",
-            "train.progress=false", "egamma.output.bootstrap=50"]
-    train = run(str(ROOT / "train.py"), *args, cwd=work)
-    generate = run(str(ROOT / "generate_submission.py"), *args, cwd=work)
-    report = run(str(ROOT / "report.py"), *args, cwd=work)
+    train = run(str(ROOT / "train.py"), *EGAMMA_ARGS, cwd=work)
+    generate = run(str(ROOT / "generate_submission.py"), *EGAMMA_ARGS, cwd=work)
+    report = run(str(ROOT / "report.py"), *EGAMMA_ARGS, cwd=work)
     return work, train, generate, report
 
 
@@ -154,6 +156,21 @@ def test_egamma_scripts_end_to_end(egamma_run):
         assert (work / "results" / "egamma" / name).stat().st_size > 0, name
     assert "SIMULATED DATA" in (work / "results" / "egamma" / "index.html").read_text()
     assert "ROC-AUC" in report.stdout
+
+
+@pytest.mark.xdist_group("egamma_run")
+def test_out_of_fold_scores_are_the_reports(egamma_run, monkeypatch):
+    """What cv.json records of each fold's rows is what the report says of the same predictions."""
+    from idao.config import load_config
+    from idao.egamma.task import score_out_of_fold, validation_predictions
+    from idao.runtime import make_runtime
+
+    work = egamma_run[0]
+    monkeypatch.chdir(work)
+    cfg = load_config(None, EGAMMA_ARGS, echo=False)
+    scored = score_out_of_fold(validation_predictions(cfg, make_runtime(cfg.train)))
+    metrics = json.loads((work / "results" / "egamma" / "metrics.json").read_text())["validation"]
+    assert scored == pytest.approx({"AUC": metrics["auc"], "accuracy": metrics["accuracy"]})
 
 
 @pytest.mark.xdist_group("egamma_run")  # one process builds the fixture once

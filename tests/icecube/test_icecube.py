@@ -260,6 +260,21 @@ def test_icecube_scripts_end_to_end(icecube_run):
 
 
 @pytest.mark.xdist_group("icecube_run")
+def test_out_of_fold_scores_are_the_reports(icecube_run, monkeypatch):
+    """What cv.json records of each fold's rows is what the report says of the same predictions."""
+    from idao.config import load_config
+    from idao.icecube.task import score_out_of_fold, validation_predictions
+    from idao.runtime import make_runtime
+
+    work, args, _ = icecube_run
+    monkeypatch.chdir(work)
+    cfg = load_config(None, args, echo=False)
+    scored = score_out_of_fold(validation_predictions(cfg, make_runtime(cfg.train)))
+    metrics = json.loads((work / "results" / "icecube" / "metrics.json").read_text())["validation"]
+    assert scored == pytest.approx({"mean angular error": metrics["mean_angular_error"]})
+
+
+@pytest.mark.xdist_group("icecube_run")
 def test_onnx_export_matches_pytorch(icecube_run):
     work, args, _ = icecube_run
     assert set(check_onnx_export(args, cwd=work)) == {"direction", "classes"}  # any pulse count, via the mask
