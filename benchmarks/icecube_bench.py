@@ -26,7 +26,6 @@ from pathlib import Path
 from common import publish  # benchmarks/common.py
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKERS = (0, 1, 2)
 
 
 def loading_epoch(root: str, files: int) -> dict:
@@ -67,6 +66,7 @@ def main() -> None:
     parser.add_argument("--per-file", type=int, default=2000)
     parser.add_argument("--train-files", type=int, default=5, help="files the network trains on (main job: 5)")
     parser.add_argument("--test-events", type=int, default=4000)
+    parser.add_argument("--workers", default="0,1,2", help="the train.loader_workers values timed")
     parser.add_argument("--out")
     parser.add_argument("overrides", nargs="*", help="config overrides for every run (default: none)")
     args = parser.parse_args()
@@ -130,7 +130,7 @@ def main() -> None:
     lines += ["", "| train.loader_workers | input path alone, events/s | inference, events/s | training epoch, events/s |",
               "|---:|---:|---:|---:|"]
     test.pulses(0)  # the file read, outside the timings
-    for w in WORKERS:
+    for w in [int(w) for w in args.workers.split(",")]:
         rt_w = dataclasses.replace(rt, loader_workers=w)
         inputs = input_rate(objective, test, rt_w)
         t = time.time()

@@ -96,7 +96,7 @@ def test_egamma_benchmarks(tmp_path):
 
 def test_icecube_bench(tmp_path):
     text = bench("icecube_bench", "--files", "2", "--per-file", "150", "--train-files", "1", "--test-events", "60",
-                 "icecube.model.epochs=1", *FAST, out=tmp_path / "bench.md")
+                 "--workers", "1", "icecube.model.epochs=1", *FAST, out=tmp_path / "bench.md")
     assert "line fit" in text
 
 
