@@ -21,6 +21,7 @@ from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import ConfigError, DataError
 from ..export import Exportable
+from ..folds import pseudo_labels_path, read_pseudo_labels
 from ..metrics import binary_auc
 from ..models import check_model
 from ..reporting import load_histories
@@ -96,6 +97,36 @@ def is_simulated(data: ImageSet) -> bool:
         return "simulated" in f.attrs
 
 
+def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame:
+    """``id, electron, confidence`` of the test images called electron (or photon) with probability >= threshold."""
+    p = predicted.table["p_electron"].to_numpy(float)
+    confidence = np.maximum(p, 1 - p)
+    keep = confidence >= threshold
+    return pd.DataFrame({"id": predicted.table["id"][keep], "electron": (p[keep] > 0.5).astype(int),
+                         "confidence": confidence[keep]})
+
+
+def training_images(cfg, data: ImageSet, train_idx: np.ndarray) -> tuple[ImageSet, int]:
+    """The images to train on: ``train_idx`` of ``data`` and, in a pseudo-labelling round 2, the test images round
+    1 called (labelled as called; from the held-out test part, or from ``egamma.test``'s files, read after the
+    training files as one set); and how many of those there are."""
+    labels = read_pseudo_labels(cfg, NAME)
+    if labels is None:
+        return data.subset(train_idx), 0
+    both = data
+    if str(cfg.egamma.test).strip():
+        both = read(cfg.egamma, f"{cfg.egamma.train},{cfg.egamma.test}", labelled=False)
+        both.label = np.r_[data.label, np.full(len(both) - len(data), -1)]
+    where = {i: k for k, i in enumerate(both.ids)}
+    missing = [i for i in labels["id"] if i not in where]
+    if missing:
+        raise DataError(f"{pseudo_labels_path(cfg, NAME)}: {len(missing)} images not in the test data (e.g. "
+                        f"{missing[0]!r}): it changed since round 1; train again without train.resume")
+    images = both.subset(np.r_[train_idx, [where[i] for i in labels["id"]]].astype(int))
+    images.label[len(train_idx):] = labels["electron"].to_numpy(int)
+    return images, len(labels)
+
+
 def train(cfg) -> list[dict]:
     run = RunSettings.from_config(cfg, NAME)
     settings = ModelSettings.from_section(model_section(cfg), "egamma.model")
@@ -105,12 +136,14 @@ def train(cfg) -> list[dict]:
         threshold = cfg.egamma.energy_threshold
         mean, std = fit_channel_stats(data.subset(train_idx), threshold)
         objective = EgammaObjective(mean, std, model_section(cfg).augment, threshold)
+        images, pseudo = training_images(cfg, data, train_idx)
         if rt.dist.main:
             print(f"calorimeter images: {len(data)} ({int(data.label.sum())} electrons) in {len(data.sources)} files; "
-                  f"training on {len(train_idx)}, validating on {len(val_idx)}, {len(test_idx)} held out for test; "
-                  f"channel mean {np.round(mean, 4).tolist()} std {np.round(std, 4).tolist()} (training split)")
+                  f"training on {len(train_idx)}, validating on {len(val_idx)}, {len(test_idx)} held out for test"
+                  + (f"; with {pseudo} pseudo-labelled test images" if cfg.train.pseudo_label > 0 else "")
+                  + f"; channel mean {np.round(mean, 4).tolist()} std {np.round(std, 4).tolist()} (training split)")
             write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
-        result = fit(MODEL, settings, objective, data.subset(train_idx), data.subset(val_idx), rt, run, {})
+        result = fit(MODEL, settings, objective, images, data.subset(val_idx), rt, run, {})
         if rt.dist.main and run.fold is not None:
             print(f"fold {run.fold}: not exported (egamma.output.export holds one model; train.folds = 1 writes it)")
         elif rt.dist.main:
@@ -291,6 +324,7 @@ class EgammaTask(TaskDefaults):
     evaluate = staticmethod(evaluate)
     validation_predictions = staticmethod(validation_predictions)
     score_out_of_fold = staticmethod(score_out_of_fold)
+    pseudo_labels = staticmethod(pseudo_labels)
     export_models = staticmethod(export_models)
 
 

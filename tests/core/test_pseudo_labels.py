@@ -115,3 +115,25 @@ def test_in_folds_each_fold_learns_from_its_own_round_one_model(tmp_path):
         read = read_pseudo_labels(load_config(None, [*args, f"train.fold={k}"], echo=False), "damic")
         assert list(read["id"]) == list(mine["id"])
     assert (tmp_path / "ck" / "damic" / "cv.json").is_file()
+
+
+def test_egamma_round_two_trains_with_the_called_test_images(tmp_path):
+    """e/gamma: the held-out test images round 1 called, labelled as called, added to training (at 0.5 every one:
+    a model this small is not confident yet)."""
+    args = ["task.name=egamma", f"egamma.train={tmp_path / 'data'}", "egamma.simulate_events=200",
+            "egamma.model.epochs=2", f"train.checkpoint_dir={tmp_path / 'ck'}", "train.progress=false",
+            "train.threads=1", f"egamma.output.export={tmp_path / 'model.safetensors'}", "train.pseudo_label=0.5"]
+    out = run("train.py", *args).stdout
+    labels = pd.read_csv(tmp_path / "ck" / "egamma" / "pseudo_labels.csv", dtype={"id": str})
+    assert len(labels) == 40 and "with 40 pseudo-labelled test images" in out  # the 10 % held out
+    run("generate_submission.py", *args, f"train.checkpoint_dir={tmp_path / 'ck' / 'round1'}",
+        f"egamma.output.predictions={tmp_path / 'round1.csv'}")
+    p = pd.read_csv(tmp_path / "round1.csv", dtype={"id": str}).set_index("id").loc[labels["id"], "p_electron"]
+    assert list((p > 0.5).astype(int)) == list(labels["electron"])
+
+
+def test_a_task_without_pseudo_labels_refuses_them_in_one_line(tmp_path):
+    proc = run("train.py", "task.name=icecube", "train.pseudo_label=0.9", f"icecube.root={tmp_path / 'none'}",
+               check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: train.pseudo_label = 0.9: task icecube does not")
+    assert not (tmp_path / "none").exists()  # refused before anything was simulated
