@@ -109,7 +109,8 @@ def main() -> None:
              f"({sim_s:.0f} s; the simulator's default mix: 12 % through-going tracks, 8 % starting, 80 % cascades). "
              f"The network (`pulse_transformer`, defaults) and the event classifier trained with train.py on "
              f"{args.train_files} files ({n_train} events, {epochs} epochs) in {train_s:.0f} s; torch threads "
-             f"{torch.get_num_threads()}, 2 CPU cores, one run. Command: `python benchmarks/icecube_bench.py`.", "",
+             f"{torch.get_num_threads()}, 2 CPU cores, one run. Command: `python benchmarks/icecube_bench.py"
+             + (f" --workers {args.workers}" if args.workers != "0,1,2" else "") + "`.", "",
              "Mean angular error (rad) on the test split. routed (the default `icecube.method`): each event by the "
              "reconstruction that was best on the validation events of its predicted class; ratio: routed / line fit.", "",
              "| events | n | routed | network | line fit | 2 dots | ratio |", "|---|---:|---:|---:|---:|---:|---:|"]

@@ -17,7 +17,7 @@ import torch
 from .atomic import write_csv, write_text
 from .checkpoint import checkpoint_exists
 from .engine import RunSettings
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .runtime import make_runtime, training_runtime
 from .splits import fold_index
 from .tasks import Report, Task
@@ -25,6 +25,8 @@ from .tasks import Report, Task
 RECORDED = ("train.pseudo_label", "train.pseudo_labelled", "train.fold_validation")  # from every task's checkpoint
 VALIDATED = {"inner": "each model validated on a split of its training folds",  # train.fold_validation, in words
              "fold": "each model validated on the fold it left out"}
+SCORED = {"inner": "each scored by the model that neither trained nor chose on it",  # the out-of-fold rows, in words
+          "fold": "each scored by the model that did not train on it but chose its epoch on it"}
 
 
 def check_folds(task: Task, cfg, job: str) -> None:
@@ -63,6 +65,17 @@ def pseudo_labels_path(cfg, task_name: str) -> Path:
     return RunSettings.from_config(cfg, task_name).top_dir / "pseudo_labels.csv"
 
 
+def labelling_plan(cfg) -> dict:
+    """What round 1's labels depend on beside the data: the threshold and round 1's fold plan. It is written
+    beside ``pseudo_labels.csv`` (``.json``), and a resumed run reuses only labels of its own plan."""
+    return dict(threshold=cfg.train.pseudo_label, **fold_plan(cfg.with_values({"train.pseudo_labelled": 0})))
+
+
+def labels_written_for(cfg, task_name: str) -> bool:
+    plan = pseudo_labels_path(cfg, task_name).with_suffix(".json")
+    return plan.is_file() and json.loads(plan.read_text()) == labelling_plan(cfg)
+
+
 def read_pseudo_labels(cfg, task_name: str) -> pd.DataFrame | None:
     """Round 1's pseudo-labels (``id`` and the task's label columns) where round 2 is training, else None: what
     a task's ``train`` adds to its training events. In folds, fold k's own: those round 1's fold k model made."""
@@ -73,9 +86,24 @@ def read_pseudo_labels(cfg, task_name: str) -> pd.DataFrame | None:
         return labels
     k = fold_index(cfg.train)
     if k is None:
-        raise ConfigError(f"{pseudo_labels_path(cfg, task_name)}: pseudo-labels of fold models; train with "
-                          f"train.folds = {labels['fold'].max() + 1}")
+        raise ConfigError(f"{pseudo_labels_path(cfg, task_name)}: the pseudo-labels of fold models are read one fold "
+                          "at a time (train.fold = k)")
     return labels[labels["fold"] == k].drop(columns="fold")
+
+
+def pseudo_positions(cfg, task_name: str, ids: list[str]) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """Round 1's pseudo-labels for this run (``read_pseudo_labels``; None where pseudo-labelling is off) and the
+    position of each in ``ids``, the test events as the task reads them. A label of an event not there is an
+    error naming the labels file: the test data changed since round 1."""
+    labels = read_pseudo_labels(cfg, task_name)
+    if labels is None:
+        return None
+    where = {i: k for k, i in enumerate(ids)}
+    missing = [i for i in labels["id"] if i not in where]
+    if missing:
+        raise DataError(f"{pseudo_labels_path(cfg, task_name)}: {len(missing)} events not in the test data (e.g. "
+                        f"{missing[0]!r}): it changed since round 1; train again without train.resume")
+    return labels, np.array([where[i] for i in labels["id"]], dtype=int)
 
 
 def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
@@ -85,10 +113,9 @@ def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
     round 2 from scratch in the usual place, the task adding those events to its training events. In folds,
     each fold's round-1 model labels the test data for the same fold's round 2 (``fold`` column): a label made
     by a model that trained on fold k would carry fold k into the model scored on it. With ``train.resume``
-    and labels of the same t written, round 1 is not run again and round 2 resumes."""
+    and labels of the same plan written (``labelling_plan``), round 1 is not run again and round 2 resumes."""
     labels_path, threshold = pseudo_labels_path(cfg, task.name), cfg.train.pseudo_label
-    resuming = (cfg.train.resume and labels_path.is_file()
-                and np.allclose(pd.read_csv(labels_path, usecols=["threshold"])["threshold"], threshold))
+    resuming = cfg.train.resume and labels_written_for(cfg, task.name)
     if not resuming:
         first = cfg.with_values({"train.pseudo_label": 0.0, "train.pseudo_labelled": 0,
                                  "train.checkpoint_dir": str(Path(cfg.train.checkpoint_dir) / "round1")})
@@ -103,10 +130,13 @@ def pseudo_label(task: Task, cfg, only: str | None = None) -> list[dict]:
             print(f"pseudo-labels{'' if k is None else f' for fold{k}'}: {len(chosen)} of {len(predicted.table)} "
                   f"test events called with confidence >= {threshold}")
         write_csv(pd.concat(parts, ignore_index=True).assign(threshold=threshold), labels_path, float_format="%.7g")
+        write_text(labels_path.with_suffix(".json"), json.dumps(labelling_plan(cfg)))  # last: the labels are whole
         print(f"pseudo-labels: {labels_path}")
-    n = len(pd.read_csv(labels_path))  # in folds: all folds' rows together
+    labels = pd.read_csv(labels_path)
+    n = len(labels)  # in folds: all folds' rows together
     print(f"pseudo-labelling, round 2: training again with the {n} pseudo-labelled test events"
-          + (" (each fold with its own)" if cfg.train.folds > 1 else ""))
+          + (" (each fold with its own: " + ", ".join(f"fold{k} {c}" for k, c in labels["fold"].value_counts(
+              sort=False).sort_index().items()) + ")" if "fold" in labels else ""))
     return train_round(task, cfg.with_values({"train.pseudo_labelled": n, "train.resume": resuming}), only)
 
 
@@ -160,8 +190,12 @@ def cross_validate(task: Task, cfg, only: str | None = None) -> list[dict]:
 
 
 def spread(values: list[float]) -> dict:
-    return dict(per_fold=[float(v) for v in values], mean=float(np.mean(values)), std=float(np.std(values)),
-                min=float(np.min(values)), max=float(np.max(values)))
+    """Per-fold values and their mean, std, min and max over the folds that have one (a fold of one class has no
+    AUC: NaN, left out of the summary)."""
+    v = np.array(values, float)
+    ok = v[np.isfinite(v)]
+    stats = [float(f(ok)) if len(ok) else float("nan") for f in (np.mean, np.std, np.min, np.max)]
+    return dict(per_fold=v.tolist(), **dict(zip(("mean", "std", "min", "max"), stats)))
 
 
 def summarize_folds(task: Task, top: Path, folds: int, plan: dict) -> dict | None:
@@ -187,7 +221,7 @@ def summarize_folds(task: Task, top: Path, folds: int, plan: dict) -> dict | Non
     scored = {name: dict(spread([f[name] for f in by_fold]), pooled=float(value)) for name, value in pooled.items()}
     cv = dict(plan, out_of_fold=scored, models=models)
     write_text(top / "cv.json", json.dumps(cv, indent=1))
-    print(f"out of fold ({folds} folds, each scored by the model that neither trained nor chose on it): "
+    print(f"out of fold ({folds} folds, {SCORED[plan['validation']]}): "
           + "; ".join(f"{name} {c['pooled']:.4f} (folds {c['min']:.4f} to {c['max']:.4f})" for name, c in scored.items()))
     for kind, c in models.items():
         print(f"{kind}'s validation {c['metric']} ({VALIDATED[plan['validation']]}): "
@@ -228,16 +262,17 @@ def add_folds(result: Report, cv: dict, path: Path) -> None:
     and pooled, each model's validation metric per fold, and a warning that the ensemble's own validation
     figures are not held out."""
     result.metrics["cross_validation"] = cv
-    folds = [f"fold {k}" for k in range(cv["folds"])]
-    result.tables.append((f"Out of fold ({cv['folds']} folds, each scored by the model that neither trained nor "
-                          f"chose on it; {path})", ["score", "pooled", "mean", "std", *folds],
-                          [[name, c["pooled"], c["mean"], c["std"], *c["per_fold"]]
-                           for name, c in cv.get("out_of_fold", {}).items()]))
-    result.tables.append((f"Validation metric of each fold model ({VALIDATED[cv.get('validation', 'fold')]})",
+    folds, validation = [f"fold {k}" for k in range(cv["folds"])], cv.get("validation", "fold")
+    scored = cv.get("out_of_fold", {})  # absent from a cv.json of an older version
+    if scored:
+        result.tables.append((f"Out of fold ({cv['folds']} folds, {SCORED[validation]}; {path})",
+                              ["score", "pooled", "mean", "std", *folds],
+                              [[name, c["pooled"], c["mean"], c["std"], *c["per_fold"]] for name, c in scored.items()]))
+    result.tables.append((f"Validation metric of each fold model ({VALIDATED[validation]})",
                           ["model", "metric", "mean", "std", *folds],
                           [[kind, c["metric"], c["mean"], c["std"], *c["per_fold"]] for kind, c in cv["models"].items()]))
     result.closing.append(f"the {cv['folds']} fold models predicted together; every validation event above was in "
-                          "the training folds of some of them. Read the out-of-fold scores instead: "
-                          + "; ".join(f"{name} {c['pooled']:.4f}" for name, c in cv.get("out_of_fold", {}).items())
-                          + " (oof.csv: every training event scored by the fold that neither trained "
-                          + ("nor chose on it)" if cv.get("validation") == "inner" else "on it, but chose its epoch on it)"))
+                          "the training folds of some of them. "
+                          + ("Read the out-of-fold scores instead (oof.csv, " + SCORED[validation] + "): "
+                             + "; ".join(f"{name} {c['pooled']:.4f}" for name, c in scored.items())
+                             if scored else f"Read the out-of-fold table instead ({path.with_name('oof.csv')})"))

@@ -27,6 +27,19 @@ def run(script: str, *args: str, env=None, check=True, cwd=ROOT) -> subprocess.C
     return proc
 
 
+def out_of_fold_scores(task_name: str, cfg, tmp_path: Path) -> dict:
+    """What cv.json records of one fold's rows: the task's validation predictions, through a CSV as oof.csv
+    holds them, scored by the task."""
+    import pandas as pd
+
+    from idao.runtime import make_runtime
+    from idao.tasks import get_task
+
+    task = get_task(task_name)
+    task.validation_predictions(cfg, make_runtime(cfg.train)).to_csv(tmp_path / "oof.csv", index=False)
+    return task.score_out_of_fold(pd.read_csv(tmp_path / "oof.csv", dtype={"id": str}))
+
+
 PIPELINE_EPOCHS = 6  # the pipeline fixture's: enough for the classifier to point ER up on the tiny set
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..folds import read_pseudo_labels
+from ..folds import pseudo_positions
 from ..splits import fingerprint
 from ..tasks import Predictions
 from .data import CropSet, load_crops
@@ -43,13 +43,12 @@ def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame
 def pseudo_crops(cfg, held_out: CropSet, progress: bool = True) -> CropSet | None:
     """The pseudo-labelled test images of round 1, as labelled crops, less any copy of a ``held_out`` crop (round
     2 would train on what it is validated or scored on); None where ``train.pseudo_label`` is off."""
-    labels = read_pseudo_labels(cfg, "cygno")
-    if labels is None:
+    if cfg.train.pseudo_label <= 0:
         return None
-    labels = labels.set_index("id")
-    samples = [s for folder in test_folders(cfg) for s in read_test_folder(folder) if s.id in labels.index]
-    crops = load_crops(samples, cfg.cygno, progress)
-    rows = labels.loc[crops.ids]
+    samples = [s for folder in test_folders(cfg) for s in read_test_folder(folder)]
+    labels, positions = pseudo_positions(cfg, "cygno", [s.id for s in samples])
+    crops = load_crops([samples[i] for i in positions], cfg.cygno, progress)
+    rows = labels.set_index("id").loc[crops.ids]  # cygno.on_bad_file = skip may leave some out
     crops = CropSet(crops.images, crops.ids, rows["particle"].to_numpy(str), rows["energy"].to_numpy(int))
     seen = {fingerprint(image) for image in held_out.images}
     return crops.subset(np.flatnonzero([fingerprint(image) not in seen for image in crops.images]))

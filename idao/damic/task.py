@@ -23,7 +23,7 @@ from ..models import build_model, check_model
 from ..schema import FRACTION, NON_NEGATIVE, Choice, Range, check_readable, check_rules
 from ..reporting import load_histories, plot_learning_curves
 from ..runtime import training_runtime
-from ..folds import out_of_fold_table, pseudo_labels_path, read_pseudo_labels
+from ..folds import out_of_fold_table, pseudo_positions
 from ..splits import Split, validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from ..trees import fit_trees
@@ -311,16 +311,11 @@ def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame
 
 def pseudo_events(cfg) -> Events | None:
     """The pseudo-labelled test events of round 1 (``damic.test``), labelled; None where pseudo-labelling is off."""
-    labels = read_pseudo_labels(cfg, NAME)
-    if labels is None:
+    if cfg.train.pseudo_label <= 0:
         return None
     events = load_events(cfg.damic.test, cfg.damic, labelled=False)
-    where = {i: k for k, i in enumerate(events.ids)}
-    missing = [i for i in labels["id"] if i not in where]
-    if missing:
-        raise DataError(f"{pseudo_labels_path(cfg, NAME)}: {len(missing)} events not in damic.test (e.g. "
-                        f"{missing[0]!r}): the test data changed since round 1; train again without train.resume")
-    chosen = events.subset([where[i] for i in labels["id"]])
+    labels, positions = pseudo_positions(cfg, NAME, events.ids)
+    chosen = events.subset(positions)
     chosen.particle = labels["particle"].to_numpy(str)
     chosen.ids = [f"pseudo:{i}" for i in chosen.ids]  # test ids may repeat training ids (files of one name)
     return chosen

@@ -21,13 +21,13 @@ from ..distributed import main_process_first
 from ..engine import ModelSettings, RunSettings, fit, load_trained, predict_outputs
 from ..errors import ConfigError, DataError
 from ..export import Exportable
-from ..folds import pseudo_labels_path, read_pseudo_labels
+from ..folds import pseudo_positions
 from ..metrics import binary_auc
 from ..models import check_model
 from ..reporting import load_histories
 from ..runtime import make_runtime, training_runtime
 from ..schema import COUNT, FRACTION, NON_NEGATIVE, check_readable, check_rules, check_writable_dir
-from ..splits import Split, stratified_split, validation_split
+from ..splits import Split, fingerprint, stratified_split, validation_split
 from ..tasks import Predictions, Report, TaskDefaults
 from .export import export
 from .io import ImageSet, expand, open_h5, read_images
@@ -106,25 +106,28 @@ def pseudo_labels(cfg, predicted: Predictions, threshold: float) -> pd.DataFrame
                          "confidence": confidence[keep]})
 
 
-def training_images(cfg, data: ImageSet, train_idx: np.ndarray) -> tuple[ImageSet, int]:
-    """The images to train on: ``train_idx`` of ``data`` and, in a pseudo-labelling round 2, the test images round
-    1 called (labelled as called; from the held-out test part, or from ``egamma.test``'s files, read after the
-    training files as one set); and how many of those there are."""
-    labels = read_pseudo_labels(cfg, NAME)
-    if labels is None:
-        return data.subset(train_idx), 0
-    both = data
+def fingerprints(images: ImageSet, batch: int = 4096) -> list[str]:
+    return [fingerprint(x) for start in range(0, len(images), batch)
+            for x in images.read(np.arange(start, min(start + batch, len(images))))]
+
+
+def training_images(cfg, data: ImageSet, split: Split, test_idx: np.ndarray) -> ImageSet:
+    """The images to train on: ``split.train`` of ``data`` and, in a pseudo-labelling round 2, the test images
+    round 1 called, labelled as called: from the held-out test part, or from ``egamma.test``'s files (read after
+    the training files, as one set), less any copy of an image the run holds out (validated or scored on)."""
+    if cfg.train.pseudo_label <= 0:
+        return data.subset(split.train)
+    both, test_part = data, test_idx
     if str(cfg.egamma.test).strip():
         both = read(cfg.egamma, f"{cfg.egamma.train},{cfg.egamma.test}", labelled=False)
         both.label = np.r_[data.label, np.full(len(both) - len(data), -1)]
-    where = {i: k for k, i in enumerate(both.ids)}
-    missing = [i for i in labels["id"] if i not in where]
-    if missing:
-        raise DataError(f"{pseudo_labels_path(cfg, NAME)}: {len(missing)} images not in the test data (e.g. "
-                        f"{missing[0]!r}): it changed since round 1; train again without train.resume")
-    images = both.subset(np.r_[train_idx, [where[i] for i in labels["id"]]].astype(int))
-    images.label[len(train_idx):] = labels["electron"].to_numpy(int)
-    return images, len(labels)
+        test_part = np.arange(len(data), len(both))
+    labels, positions = pseudo_positions(cfg, NAME, [both.ids[i] for i in test_part])
+    held_out = set(fingerprints(data.subset(split.held_out())))
+    keep = [k for k, f in enumerate(fingerprints(both.subset(test_part[positions]))) if f not in held_out]
+    images = both.subset(np.r_[split.train, test_part[positions[keep]]].astype(int))
+    images.label[len(split.train):] = labels["electron"].to_numpy(int)[keep]
+    return images
 
 
 def train(cfg) -> list[dict]:
@@ -136,11 +139,12 @@ def train(cfg) -> list[dict]:
         threshold = cfg.egamma.energy_threshold
         mean, std = fit_channel_stats(data.subset(train_idx), threshold)
         objective = EgammaObjective(mean, std, model_section(cfg).augment, threshold)
-        images, pseudo = training_images(cfg, data, train_idx)
+        images = training_images(cfg, data, split, test_idx)
         if rt.dist.main:
             print(f"calorimeter images: {len(data)} ({int(data.label.sum())} electrons) in {len(data.sources)} files; "
                   f"training on {len(train_idx)}, validating on {len(val_idx)}, {len(test_idx)} held out for test"
-                  + (f"; with {pseudo} pseudo-labelled test images" if cfg.train.pseudo_label > 0 else "")
+                  + (f"; with {len(images) - len(train_idx)} pseudo-labelled test images"
+                     if cfg.train.pseudo_label > 0 else "")
                   + f"; channel mean {np.round(mean, 4).tolist()} std {np.round(std, 4).tolist()} (training split)")
             write_text(run.checkpoint_dir / "config.ini", cfg.to_ini())
         result = fit(MODEL, settings, objective, images, data.subset(val_idx), rt, run, {})

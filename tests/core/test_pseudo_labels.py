@@ -47,7 +47,7 @@ def test_a_second_round_trains_with_the_confident_test_events(tmp_path):
     called with confidence, labelled as called (a label from a model that trained on fold k would carry fold k
     into its own out-of-fold score); the threshold and the count go with the checkpoints and the predictions."""
     from idao.config import load_config
-    from idao.folds import read_pseudo_labels
+    from idao.folds import labels_written_for, read_pseudo_labels
 
     sim = simulate_dataset(tmp_path / "sim", events_per_class=24, seed=6)
     train_names = sorted(p.name for p in (sim / "train").glob("*.npz"))
@@ -61,7 +61,8 @@ def test_a_second_round_trains_with_the_confident_test_events(tmp_path):
     n = len(labels)
     assert sorted(labels["fold"].unique()) == [0, 1] and (labels["confidence"] >= 0.6).all()
     assert (tmp_path / "ck" / "round1" / "damic" / "fold0" / "track_best.pt").is_file()  # round 1 kept apart
-    assert f"with the {n} pseudo-labelled test events (each fold with its own)" in out
+    counts = labels["fold"].value_counts()
+    assert f"with the {n} pseudo-labelled test events (each fold with its own: fold0 {counts[0]}, fold1 {counts[1]})" in out
     for k in range(2):
         mine = labels[labels["fold"] == k]
         round1 = run("generate_submission.py", *args, f"train.checkpoint_dir={tmp_path / 'ck' / 'round1'}",
@@ -72,6 +73,10 @@ def test_a_second_round_trains_with_the_confident_test_events(tmp_path):
         read = read_pseudo_labels(load_config(None, [*args, "train.pseudo_label=0.6", f"train.fold={k}"], echo=False),
                                   "damic")  # what fold k's round 2 trained with
         assert list(read["id"]) == list(mine["id"])
+    same = load_config(None, [*args, "train.pseudo_label=0.6"], echo=False)  # train.resume reuses only these labels
+    assert labels_written_for(same, "damic")
+    for other in ({"train.folds": 3}, {"train.seed": 1}, {"train.pseudo_label": 0.7}, {"train.fold_validation": "fold"}):
+        assert not labels_written_for(same.with_values(other), "damic"), other
     config = torch.load(tmp_path / "ck" / "damic" / "fold1" / "track_best.pt", weights_only=True)["config"]["train"]
     assert config["pseudo_label"] == 0.6 and config["pseudo_labelled"] == n
     run("generate_submission.py", *args)
@@ -102,6 +107,15 @@ def test_cygno_pseudo_labels_skip_copies_of_held_out_images(dataset_copy, tmp_pa
     assert pseudo_crops(cfg, held_out, progress=False).ids == [other.id]
     assert sorted(pseudo_crops(cfg, load_crops([], cfg.cygno, progress=False), progress=False).ids) == sorted(
         ["copy_of_a_training_image", other.id])  # nothing held out: both
+
+
+def test_egamma_pseudo_labels_are_the_confident_calls():
+    from idao.egamma.task import pseudo_labels
+
+    p = np.array([0.95, 0.05, 0.6, 0.4, 0.81, 0.19, 0.8])
+    table = pd.DataFrame({"id": [f"x:{i}" for i in range(len(p))], "p_electron": p})
+    chosen = pseudo_labels(None, Predictions(table, ""), 0.8)
+    assert list(chosen["id"]) == ["x:0", "x:1", "x:4", "x:5", "x:6"] and list(chosen["electron"]) == [1, 0, 1, 0, 1]
 
 
 def test_egamma_round_two_trains_with_the_called_test_images(tmp_path):

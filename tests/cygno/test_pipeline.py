@@ -17,7 +17,7 @@ from idao.cygno.images import load_crop
 from idao.cygno.metrics import mae, roc_auc
 from idao.cygno.postprocess import SPLIT_LEVELS
 
-from conftest import PIPELINE_EPOCHS, check_onnx_export, overrides, run, run_snippet
+from conftest import PIPELINE_EPOCHS, check_onnx_export, out_of_fold_scores, overrides, run, run_snippet
 
 
 def checkpoint_copy(work: Path, dataset: Path, tmp_path: Path) -> tuple[Path, list[str]]:
@@ -306,11 +306,11 @@ def test_report_refuses_a_raw_csv_without_the_spot_columns(pipeline, tiny_datase
 
 
 @pytest.mark.xdist_group("cygno_pipeline")
-def test_validation_is_decoded_like_the_public_split(pipeline, tiny_dataset):
+def test_validation_is_decoded_like_the_public_split(pipeline, tiny_dataset, tmp_path):
     """Validation holds the training classes, the public split's: each type's energy is one of that split's
     levels, as on the leaderboard (with all six levels per type the main job's validation scored 293, now 868)."""
     from idao.config import load_config
-    from idao.cygno.report import score_out_of_fold, validation_predictions, validation_result
+    from idao.cygno.report import validation_result
     from idao.cygno.submit import load_light_model
     from idao.runtime import make_runtime
 
@@ -320,7 +320,7 @@ def test_validation_is_decoded_like_the_public_split(pipeline, tiny_dataset):
     called_er = val.score > 0.5
     assert set(val.final_energy[called_er]) <= set(SPLIT_LEVELS["public_test"]["ER"])
     assert set(val.final_energy[~called_er]) <= set(SPLIT_LEVELS["public_test"]["NR"])
-    # what cv.json records of each fold's rows in folds is what the report says of the same predictions
+    # what cv.json records of a fold's rows (here the validation split's) is what the report says of them
     metrics = json.loads((work / "results" / "metrics.json").read_text())["metrics"]["validation"]
-    scored = score_out_of_fold(validation_predictions(cfg, make_runtime(cfg.train)))
+    scored = out_of_fold_scores("cygno", cfg, tmp_path)
     assert scored == pytest.approx({"score": metrics["score"], "AUC": metrics["auc"], "MAE keV": metrics["mae"]})

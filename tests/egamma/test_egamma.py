@@ -15,7 +15,7 @@ from idao.egamma.io import read_images
 from idao.egamma.objective import EgammaObjective
 from idao.egamma.simulate import FILES, Physics, simulate_dataset, simulate_images
 from idao.errors import DataError
-from conftest import ROOT, check_onnx_export, run, run_snippet
+from conftest import ROOT, check_onnx_export, out_of_fold_scores, run, run_snippet
 
 
 def write_h5(path: Path, X, y=None, chunks=None) -> Path:
@@ -159,16 +159,13 @@ def test_egamma_scripts_end_to_end(egamma_run):
 
 
 @pytest.mark.xdist_group("egamma_run")
-def test_out_of_fold_scores_are_the_reports(egamma_run, monkeypatch):
-    """What cv.json records of each fold's rows is what the report says of the same predictions."""
+def test_out_of_fold_scores_are_the_reports(egamma_run, monkeypatch, tmp_path):
+    """What cv.json records of a fold's rows (here the validation split's) is what the report says of them."""
     from idao.config import load_config
-    from idao.egamma.task import score_out_of_fold, validation_predictions
-    from idao.runtime import make_runtime
 
     work = egamma_run[0]
     monkeypatch.chdir(work)
-    cfg = load_config(None, EGAMMA_ARGS, echo=False)
-    scored = score_out_of_fold(validation_predictions(cfg, make_runtime(cfg.train)))
+    scored = out_of_fold_scores("egamma", load_config(None, EGAMMA_ARGS, echo=False), tmp_path)
     metrics = json.loads((work / "results" / "egamma" / "metrics.json").read_text())["validation"]
     assert scored == pytest.approx({"AUC": metrics["auc"], "accuracy": metrics["accuracy"]})
 

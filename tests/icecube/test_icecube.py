@@ -19,7 +19,7 @@ from idao.icecube.objective import DirectionObjective, log_c3, select_pulses
 from idao.icecube.simulate import Physics, simulate_dataset, simulate_event
 from idao.icecube.task import events_table
 
-from conftest import ROOT, SHARED, check_onnx_export, run
+from conftest import ROOT, SHARED, check_onnx_export, out_of_fold_scores, run
 
 GRAPHNET = SHARED / "icecube-graphnet"
 
@@ -260,16 +260,13 @@ def test_icecube_scripts_end_to_end(icecube_run):
 
 
 @pytest.mark.xdist_group("icecube_run")
-def test_out_of_fold_scores_are_the_reports(icecube_run, monkeypatch):
-    """What cv.json records of each fold's rows is what the report says of the same predictions."""
+def test_out_of_fold_scores_are_the_reports(icecube_run, monkeypatch, tmp_path):
+    """What cv.json records of a fold's rows (here the validation split's) is what the report says of them."""
     from idao.config import load_config
-    from idao.icecube.task import score_out_of_fold, validation_predictions
-    from idao.runtime import make_runtime
 
     work, args, _ = icecube_run
     monkeypatch.chdir(work)
-    cfg = load_config(None, args, echo=False)
-    scored = score_out_of_fold(validation_predictions(cfg, make_runtime(cfg.train)))
+    scored = out_of_fold_scores("icecube", load_config(None, args, echo=False), tmp_path)
     metrics = json.loads((work / "results" / "icecube" / "metrics.json").read_text())["validation"]
     assert scored == pytest.approx({"mean angular error": metrics["mean_angular_error"]})
 
