@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 
 def better(new: float, best: float | None, higher_is_better: bool) -> bool:
@@ -25,7 +24,13 @@ def better(new: float, best: float | None, higher_is_better: bool) -> bool:
 def binary_auc(positive, score) -> float:
     """ROC-AUC of ``score`` for the boolean ``positive``; NaN when only one class is present (not an error:
     a small validation split or a one-class test file has no AUC)."""
-    positive = np.asarray(positive, bool)
+    positive, score = np.asarray(positive, bool), np.asarray(score, float)
     if positive.all() or not positive.any():
         return float("nan")
-    return float(roc_auc_score(positive, score))
+    # the Mann-Whitney statistic: tied scores share their average rank, so a tie counts half (as a ROC curve does)
+    order = np.argsort(score, kind="stable")
+    _, first, counts = np.unique(score[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(score))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    n_pos = positive.sum()
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * (len(score) - n_pos)))
