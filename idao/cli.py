@@ -36,7 +36,6 @@ def main(job: str, argv=None) -> None:
 
 def _main(job: str, argv=None) -> None:
     from .config import CORE_PATH_KEYS, add_config_args, describe_defaults, load_config
-    from .jobs import run
     from .tasks import get_task
 
     parser = argparse.ArgumentParser(description=JOBS[job], formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -54,6 +53,8 @@ def _main(job: str, argv=None) -> None:
     if args.print_config:
         print(cfg.to_ini(), end="")
         return
+    from .jobs import run  # the engine and the model zoo: not needed for --help or a bad task name
+
     run(task, cfg, job, getattr(args, "only", None))
 
 
