@@ -206,7 +206,7 @@ def summarize_folds(task: Task, top: Path, folds: int, plan: dict) -> dict | Non
     done = [top / f"fold{k}" / "done.json" for k in range(folds)]
     finished = [p.is_file() and json.loads(p.read_text()).get("plan") == plan for p in done]
     if not all(finished):
-        print(f"folds done: {sum(finished)} of {folds}; the cross-validated figures follow the last")
+        print(f"folds done: {sum(finished)} of {folds}; the out-of-fold scores follow the last")
         return None
     oof = pd.concat([pd.read_csv(p.with_name("oof.csv"), dtype={"id": str}) for p in done], ignore_index=True)
     write_csv(oof, top / "oof.csv", float_format="%.7g")
