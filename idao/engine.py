@@ -239,7 +239,7 @@ def predict_outputs(model, objective, data, rt: Runtime, indices=None) -> np.nda
     for x in tqdm(batch_inputs(objective, data, plan, rt), total=len(plan), desc="predict", leave=False,
                   disable=not rt.show_progress, mininterval=2):
         views = objective.test_views(x) if hasattr(objective, "test_views") else [x]  # test-time augmentation
-        with autocast(rt.device, rt.amp):
+        with autocast(rt.device, rt.amp, rt.cpu_bf16):
             outs.append((sum(squeeze(model(v).float()) for v in views) / len(views)).cpu().numpy())
     if outs:
         return np.concatenate(outs)

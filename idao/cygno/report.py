@@ -27,7 +27,7 @@ from .objectives import OBJECTIVES, load_models
 from .plots import (SplitResult, plot_confusion, plot_energy_comparison, plot_energy_correlation,
                     plot_energy_histograms, plot_roc, plot_split_energies, plot_split_scores, plot_split_shapes)
 from .postprocess import REGRESSED, postprocess
-from .submit import COLUMNS, SPOT_COLUMNS, load_light_model
+from .submit import COLUMNS, SPOT_COLUMNS, inference_runtime, load_light_model
 from .train import NAME, prepare
 
 POSTPROCESS_CHOICES = (("none", "none"), ("snap", "none"), ("split", "none"), ("split", "split"),
@@ -46,6 +46,7 @@ def validation_result(cfg, light_model, rt, val=None) -> SplitResult:
         _, crops, split = prepare(cfg, rt)
         val = crops.subset(split.scored)
     pred = {"regressor": np.full(len(val), np.nan)}  # NaN: no regressor trained
+    rt = inference_runtime(cfg.section("cygno.submission"), rt)  # the precision of the submission
     for kind, (model, objective) in load_models(cfg, rt, trained_models(cfg)).items():
         pred[kind] = objective.predict(predict_outputs(model, objective, val, rt))
     # validation holds the training classes, the public split's set: decoded with that split's levels, so that its

@@ -18,6 +18,7 @@ import pandas as pd
 from ..config import split_list
 from ..engine import RunSettings, predict_outputs, with_fields
 from ..errors import CheckpointError, DataError
+from ..runtime import native_bf16
 from ..tasks import Predictions
 from .data import CropSet, load_crops
 from .dataset import TEST_SPLITS, check_root, read_test_folder
@@ -58,6 +59,11 @@ def least_confident(part: pd.DataFrame, sub_cfg, light_model) -> np.ndarray:
     return np.argsort(np.abs(score - 0.5), kind="stable")[: math.ceil(sub_cfg.tta_fraction * len(part))]
 
 
+def inference_runtime(sub_cfg, rt):
+    """``rt`` with bf16 inference where ``cygno.submission.bf16`` asks for it (auto: on a CPU with hardware bf16)."""
+    return dataclasses.replace(rt, cpu_bf16=sub_cfg.bf16 == "on" or (sub_cfg.bf16 == "auto" and native_bf16()))
+
+
 def submission_models(sub_cfg) -> tuple[str, ...]:
     """The models a submission runs: the regressor only for the post-processing modes that read its keV."""
     return ("classifier", "regressor") if sub_cfg.postprocess in REGRESSED else ("classifier",)
@@ -80,6 +86,9 @@ def predict_folders(cfg, folders: list[Path], light_model, rt) -> pd.DataFrame:
     The regressor runs only for the post-processing modes that read its keV
     (``REGRESSED``); with ``light`` the energy column is left empty (NaN).
     """
+    rt = inference_runtime(cfg.section("cygno.submission"), rt)
+    if rt.cpu_bf16:
+        print("inference in bf16 (cygno.submission.bf16 = " + cfg.section("cygno.submission").bf16 + ")")
     models = load_models(cfg, rt, submission_models(cfg.section("cygno.submission")))
     classifier, tta = models["classifier"]
     frames, seen = [], {}

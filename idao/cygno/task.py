@@ -31,6 +31,7 @@ RULES = {  # beside the defaults in config.ini; see idao/schema.py
     "cygno.submission.postprocess": Choice(MODES), "cygno.submission.balance": Choice(BALANCES),
     "cygno.submission.light_weight": NON_NEGATIVE, "cygno.submission.tta": Range(1, 8),
     "cygno.submission.tta_fraction": Range(0, 1, open_low=True), "cygno.submission.overlap": Choice(("auto", "on", "off")),
+    "cygno.submission.bf16": Choice(("auto", "on", "off")),
 }
 
 

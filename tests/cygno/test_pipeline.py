@@ -324,3 +324,31 @@ def test_validation_is_decoded_like_the_public_split(pipeline, tiny_dataset, tmp
     metrics = json.loads((work / "results" / "metrics.json").read_text())["metrics"]["validation"]
     scored = out_of_fold_scores("cygno", cfg, tmp_path)
     assert scored == pytest.approx({"score": metrics["score"], "AUC": metrics["auc"], "MAE keV": metrics["mae"]})
+
+
+@pytest.mark.xdist_group("cygno_pipeline")
+def test_bf16_inference_is_asked_for_and_keeps_the_scores(pipeline, tiny_dataset):
+    """cygno.submission.bf16: on / off as set, auto where the CPU computes bf16 in hardware; the classifier's
+    ER probabilities in bf16 stay within 0.03 of fp32's and rank the validation crops alike."""
+    from types import SimpleNamespace
+
+    from idao.config import load_config
+    from idao.cygno.metrics import roc_auc
+    from idao.cygno.objectives import load_models
+    from idao.cygno.submit import inference_runtime
+    from idao.cygno.train import prepare
+    from idao.engine import predict_outputs
+    from idao.runtime import make_runtime, native_bf16
+
+    work, _ = pipeline
+    cfg = load_config(None, overrides(tiny_dataset, work), echo=False)
+    rt = make_runtime(cfg.train)
+    assert [inference_runtime(SimpleNamespace(bf16=m), rt).cpu_bf16 for m in ("on", "off", "auto")] == \
+        [True, False, native_bf16()]
+    _, crops, split = prepare(cfg, rt)
+    val = crops.subset(split.scored)
+    model, objective = load_models(cfg, rt, ("classifier",))["classifier"]
+    p32, p16 = (objective.predict(predict_outputs(model, objective, val, inference_runtime(SimpleNamespace(bf16=m), rt)))
+                for m in ("off", "on"))
+    assert np.abs(p16 - p32).max() < 0.03
+    assert roc_auc(val.is_er, p16) == pytest.approx(roc_auc(val.is_er, p32), abs=0.01)
