@@ -68,7 +68,7 @@ def pseudo_labels_path(cfg, task_name: str) -> Path:
 def labelling_plan(cfg) -> dict:
     """What round 1's labels depend on beside the data: the threshold and round 1's fold plan. It is written
     beside ``pseudo_labels.csv`` (``.json``), and a resumed run reuses only labels of its own plan."""
-    return dict(threshold=cfg.train.pseudo_label, **fold_plan(cfg.with_values({"train.pseudo_labelled": 0})))
+    return dict(fold_plan(cfg), threshold=cfg.train.pseudo_label, pseudo_labelled=0)
 
 
 def labels_written_for(cfg, task_name: str) -> bool:
@@ -76,11 +76,9 @@ def labels_written_for(cfg, task_name: str) -> bool:
     return plan.is_file() and json.loads(plan.read_text()) == labelling_plan(cfg)
 
 
-def read_pseudo_labels(cfg, task_name: str) -> pd.DataFrame | None:
-    """Round 1's pseudo-labels (``id`` and the task's label columns) where round 2 is training, else None: what
-    a task's ``train`` adds to its training events. In folds, fold k's own: those round 1's fold k model made."""
-    if cfg.train.pseudo_label <= 0:
-        return None
+def read_pseudo_labels(cfg, task_name: str) -> pd.DataFrame:
+    """Round 1's pseudo-labels (``id`` and the task's label columns) for round 2: what a task's ``train`` adds to
+    its training events. In folds, fold k's own: those round 1's fold k model made."""
     labels = pd.read_csv(pseudo_labels_path(cfg, task_name), dtype={"id": str})
     if "fold" not in labels.columns:
         return labels
@@ -91,13 +89,11 @@ def read_pseudo_labels(cfg, task_name: str) -> pd.DataFrame | None:
     return labels[labels["fold"] == k].drop(columns="fold")
 
 
-def pseudo_positions(cfg, task_name: str, ids: list[str]) -> tuple[pd.DataFrame, np.ndarray] | None:
-    """Round 1's pseudo-labels for this run (``read_pseudo_labels``; None where pseudo-labelling is off) and the
-    position of each in ``ids``, the test events as the task reads them. A label of an event not there is an
-    error naming the labels file: the test data changed since round 1."""
+def pseudo_positions(cfg, task_name: str, ids: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Round 1's pseudo-labels for this run (``read_pseudo_labels``) and the position of each in ``ids``, the
+    test events as the task reads them (a task calls it in round 2, ``train.pseudo_label`` > 0). A label of an
+    event not there is an error naming the labels file: the test data changed since round 1."""
     labels = read_pseudo_labels(cfg, task_name)
-    if labels is None:
-        return None
     where = {i: k for k, i in enumerate(ids)}
     missing = [i for i in labels["id"] if i not in where]
     if missing:

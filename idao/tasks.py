@@ -146,7 +146,7 @@ class Task(Protocol):
     # recorded in ``cv.json``.
     # Optional: ``pseudo_labels(cfg, predicted: Predictions, threshold) -> DataFrame``: the test events to add
     # (an ``id`` and the task's label columns), chosen from round 1's predictions; the task's ``train`` adds them
-    # (``folds.read_pseudo_labels``) when ``train.pseudo_label`` > 0. Without it pseudo-labelling is refused.
+    # (``folds.pseudo_positions``) when ``train.pseudo_label`` > 0. Without it pseudo-labelling is refused.
 
 
 class Objective(Protocol):
