@@ -59,7 +59,7 @@ def test_energy_ordering_of_light():
 
 def test_calibrated_against_real_images(real_images):
     """Background within tight tolerances; each real event inside the simulator's central 99 % band."""
-    rows = compare(real_images[0].parent, n=60)
+    rows = compare(real_images[0].parent, n=200)  # a 99 % band needs a few hundred draws
     tolerance = {"mode": 0.5, "mean": 0.1, "std": 0.15, "column_std": 0.15, "noise": 0.1}
     for r in rows:
         where = f"{r['cls']} {r['stat']}: real {r['real']:.2f}, simulated {r['sim']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
