@@ -98,7 +98,8 @@ def labelled_ceiling(root: Path, cache_dir: Path, split: str, seed: int) -> dict
             for name, p in probs.items()}
 
 
-def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list[str], keep: Path | None) -> dict:
+def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list[str], keep: Path | None,
+              ceilings: bool = True) -> dict:
     root = simulate_dataset(work / "data", scale, seed, WORKERS, progress=False, physics=Physics.parse(physics))
     times, sub, cfg_overrides = train_and_submit(root, work, seed, overrides)
     # the same models submitted as before the shape model (light alone, light_weight 0.5; its own test-time views)
@@ -109,7 +110,8 @@ def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list
         if key in ("public", "private"):
             row[f"{key}_light_only"] = value
     for split in TEST_SPLITS:
-        for name, value in labelled_ceiling(root, work / "cache", split, seed).items():
+        found = labelled_ceiling(root, work / "cache", split, seed) if ceilings else dict(gbm=np.nan, cnn=np.nan)
+        for name, value in found.items():
             row[f"{split.split('_')[0]}_{name}"] = value
     if keep:
         point = keep / f"scale{scale}_seed{seed}_{physics or 'defaults'}"
@@ -130,6 +132,8 @@ def main() -> None:
     parser.add_argument("--sweep-seed", type=int, default=0)
     parser.add_argument("--out", help="also write the markdown table here")
     parser.add_argument("--keep", type=Path, help="keep each point's raw predictions, light model and truth here")
+    parser.add_argument("--no-ceilings", dest="ceilings", action="store_false",
+                        help="skip the labelled ceilings (half of each point's time): to compare settings")
     parser.add_argument("overrides", nargs="*", help="config overrides for every point (default: none)")
     args = parser.parse_args()
     points = [(float(sc), int(sd), "") for sc in args.scales.split(",") if sc for sd in args.seeds.split(",") if sd]
@@ -137,7 +141,7 @@ def main() -> None:
     rows = []
     for scale, seed, physics in points:
         work = Path(tempfile.mkdtemp(prefix="idao-scores-"))
-        rows.append(run_point(work, scale, seed, physics, args.overrides, args.keep))
+        rows.append(run_point(work, scale, seed, physics, args.overrides, args.keep, args.ceilings))
         r = rows[-1]
         print(f"scale {scale} seed {seed} {r['physics']}: public {r['public']:.0f} private {r['private']:.0f} "
               f"(ceilings {max(r['public_gbm'], r['public_cnn']):.0f} / {max(r['private_gbm'], r['private_cnn']):.0f}) "
@@ -150,7 +154,7 @@ def write_table(rows: list[dict], args) -> None:
     """The markdown table of every point so far, with the summary lines (to --out, else printed)."""
     table = pd.DataFrame(rows)
     lines = [f"Command: `python benchmarks/cygno_scores.py --scales {args.scales} --seeds {args.seeds} "
-             f"--sweep '{args.sweep}' --sweep-scale {args.sweep_scale}"
+             f"--sweep '{args.sweep}' --sweep-scale {args.sweep_scale}{'' if args.ceilings else ' --no-ceilings'}"
              f"{' ' + ' '.join(args.overrides) if args.overrides else ''}`; "
              f"{WORKERS} CPU cores; default config. Type accuracy / MAE (keV) per class.", "",
              "Public / private *light only*: the same trained models submitted without the shape model "
@@ -166,8 +170,8 @@ def write_table(rows: list[dict], args) -> None:
         cells = []
         for key in ("public", "private"):
             ceiling = max(r[f"{key}_gbm"], r[f"{key}_cnn"])
-            cells.append(f"{r[key]:.0f} | {ceiling:.0f} ({r[f'{key}_gbm']:.0f} / {r[f'{key}_cnn']:.0f}) | "
-                         f"{r[key] - ceiling:+.0f}")
+            cells.append(f"{r[key]:.0f} | " + (f"{ceiling:.0f} ({r[f'{key}_gbm']:.0f} / {r[f'{key}_cnn']:.0f}) | "
+                                               f"{r[key] - ceiling:+.0f}" if args.ceilings else "not run | "))
         lines.append(f"| {r['scale']} | {r['seed']} | {r['physics']} | {cells[0]} | {cells[1]} | "
                      f"{r['public_light_only']:.0f} / {r['private_light_only']:.0f} | {r['public_auc']:.4f} / {r['public_mae']:.3f} | {r['private_auc']:.4f} / {r['private_mae']:.3f} | "
                      f"{r['train_s']:.0f} | {r['submit_s']:.1f} | {r['submit_s'] / r['floor_s']:.2f} | "
@@ -183,7 +187,7 @@ def write_table(rows: list[dict], args) -> None:
     lines.append(f"- worst point overall: scale {worst.scale}, seed {worst.seed}, {worst.physics}: public "
                  f"{worst.public:.0f}, private {worst.private:.0f}; worst public {table.public.min():.0f}; light only: "
                  f"worst private {table.private_light_only.min():.0f}, worst public {table.public_light_only.min():.0f}")
-    for key in ("public", "private"):
+    for key in ("public", "private") if args.ceilings else ():
         gap = table[key] - np.maximum(table[f"{key}_gbm"], table[f"{key}_cnn"])
         w = table.loc[gap.idxmin()]
         lines.append(f"- {key}: worst gap to the labelled ceiling {gap.min():+.0f} (scale {w.scale}, seed {w.seed}, "
