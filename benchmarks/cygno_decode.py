@@ -60,15 +60,20 @@ def main() -> None:
         scores = [score_point(point, sub_cfg) for point in loaded]
         private, public = np.array([s["private"] for s in scores]), np.array([s["public"] for s in scores])
         rows.append((private.min(), settings, private.mean(), public.min(), public.mean(),
-                     points[int(private.argmin())].name))
+                     points[int(private.argmin())].name, scores))
     rows.sort(key=lambda r: -r[0])
     lines = [f"`python benchmarks/cygno_decode.py {args.keep}`: {len(points)} kept points "
              f"({', '.join(p.name for p in points)}).", "",
              "| light_weight | shape | balance | worst private | mean private | worst public | mean public | worst point |",
              "|---:|---|---|---:|---:|---:|---:|---|"]
-    for worst, s, mean, pub_worst, pub_mean, where in rows:
+    for worst, s, mean, pub_worst, pub_mean, where, _ in rows:
         lines.append(f"| {s['light_weight']} | {str(s['shape']).lower()} | {s['balance']} | {worst:.1f} | {mean:.1f} | "
                      f"{pub_worst:.1f} | {pub_mean:.1f} | {where} |")
+    _, best, *_, best_scores = rows[0]
+    lines += ["", f"Each point under the best worst case (light_weight {best['light_weight']}, shape "
+                  f"{str(best['shape']).lower()}, balance {best['balance']}):", "",
+              "| point | public | private |", "|---|---:|---:|"]
+    lines += [f"| {p.name} | {s['public']:.1f} | {s['private']:.1f} |" for p, s in zip(points, best_scores)]
     publish(lines, args.out)
 
 

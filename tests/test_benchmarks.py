@@ -43,7 +43,7 @@ def test_cygno_scoring_benchmarks(script, args, tmp_path):
     if script == "cygno_scores":
         assert "ceiling (GBM / CNN)" in text and "worst gap to the labelled ceiling" in text
         decoded = bench("cygno_decode", str(tmp_path / "keep"), out=tmp_path / "decode.md")
-        assert decoded.count("\n| ") == 1 + 24  # the header and every combination of the grid
+        assert decoded.count("\n| ") == 1 + 24 + 1 + 1  # header, every combination of the grid; the best one per point
 
 
 def real_slices(tmp_path, *names: str, each: int = 120) -> list[str]:
