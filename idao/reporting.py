@@ -160,7 +160,7 @@ def write_report(folder: Path, log_text: str, metrics: dict, config_ini: str, im
     sections = "\n".join(f"<h3>{html.escape(name)}</h3>{html_table(header, rows)}" for name, header, rows in tables)
     made = (f"<p class=small>idao {html.escape(str(provenance.get('idao')))}, commit "
             f"{html.escape(str(provenance.get('git_commit')))}, {html.escape(str(provenance.get('date')))}, "
-            f"{html.escape(str(provenance.get('device')))}</p>") if provenance else ""
+            f"{html.escape(str(provenance.get('device')))} ({html.escape(str(provenance.get('cpu')))})</p>") if provenance else ""
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:110em}} img{{max-width:100%}}
 figure{{display:inline-block;margin:1em;vertical-align:top}} table{{border-collapse:collapse;margin:0.5em 0 1em}}

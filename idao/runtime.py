@@ -32,6 +32,19 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+@functools.cache
+def _cpu() -> str:
+    """The CPU model, its vector extension as torch uses it and torch's threads: floating-point results (and so
+    trained weights) differ between CPUs, e.g. AVX-512 vs AMX kernels, by a few events' worth of score."""
+    name = platform.processor() or "unknown CPU"
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -68,10 +81,10 @@ class Runtime:
     cpu_bf16: bool = False  # bf16 autocast for inference on CPU (a task sets it where measured harmless)
 
     def provenance(self) -> dict:
-        """What produced an output: versions, git commit (when run from a checkout), date, device, processes."""
+        """What produced an output: versions, git commit (when run from a checkout), date, device, CPU, processes."""
         return dict(idao=__version__, torch=str(torch.__version__), python=platform.python_version(),
                     git_commit=_git_commit(), date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                    device=str(self.device), world_size=self.dist.world)
+                    device=str(self.device), cpu=_cpu(), world_size=self.dist.world)
 
     @property
     def show_progress(self) -> bool:

@@ -30,7 +30,7 @@ def test_the_toy_detector_trains_predicts_and_reports(toy_run):
     assert "[toy.model]" in (work / "pred.config.ini").read_text()  # the config that produced it, beside it
     assert f"wrote {work / 'pred.csv'}: 100 points" in outputs[1]
     metrics = json.loads((work / "report" / "metrics.json").read_text())
-    assert metrics["auc"] > 0.9 and metrics["provenance"]["idao"]  # a linear model learns the sign of a sum
+    assert metrics["auc"] > 0.9 and metrics["provenance"]["idao"] and metrics["provenance"]["cpu"]  # a linear model learns the sign of a sum
     assert (work / "report" / "index.html").is_file() and "validation AUC" in outputs[2]
 
 
