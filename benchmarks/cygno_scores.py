@@ -98,6 +98,11 @@ def labelled_ceiling(root: Path, cache_dir: Path, split: str, seed: int) -> dict
             for name, p in probs.items()}
 
 
+def ceiling(r, key: str):
+    """The labelled ceiling of split ``key`` ("public" / "private"): the better of the gradient boosting and the CNN."""
+    return np.maximum(r[f"{key}_gbm"], r[f"{key}_cnn"])
+
+
 def run_point(work: Path, scale: float, seed: int, physics: str, overrides: list[str], keep: Path | None,
               ceilings: bool = True) -> dict:
     root = simulate_dataset(work / "data", scale, seed, WORKERS, progress=False, physics=Physics.parse(physics))
@@ -143,8 +148,8 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="idao-scores-"))
         rows.append(run_point(work, scale, seed, physics, args.overrides, args.keep, args.ceilings))
         r = rows[-1]
-        print(f"scale {scale} seed {seed} {r['physics']}: public {r['public']:.0f} private {r['private']:.0f} "
-              f"(ceilings {max(r['public_gbm'], r['public_cnn']):.0f} / {max(r['private_gbm'], r['private_cnn']):.0f}) "
+        ceilings = f"(ceilings {ceiling(r, 'public'):.0f} / {ceiling(r, 'private'):.0f}) " if args.ceilings else ""
+        print(f"scale {scale} seed {seed} {r['physics']}: public {r['public']:.0f} private {r['private']:.0f} {ceilings}"
               f"(train {r['train_s']:.0f} s, submission {r['submit_s']:.1f} s = {r['submit_s'] / r['floor_s']:.2f}x "
               f"the decode floor)", flush=True)
         write_table(rows, args)  # after every point, so a long run's partial table is never lost
@@ -169,9 +174,9 @@ def write_table(rows: list[dict], args) -> None:
     for r in rows:
         cells = []
         for key in ("public", "private"):
-            ceiling = max(r[f"{key}_gbm"], r[f"{key}_cnn"])
-            cells.append(f"{r[key]:.0f} | " + (f"{ceiling:.0f} ({r[f'{key}_gbm']:.0f} / {r[f'{key}_cnn']:.0f}) | "
-                                               f"{r[key] - ceiling:+.0f}" if args.ceilings else "not run | "))
+            cell = (f"{ceiling(r, key):.0f} ({r[f'{key}_gbm']:.0f} / {r[f'{key}_cnn']:.0f}) | {r[key] - ceiling(r, key):+.0f}"
+                    if args.ceilings else "not run | ")
+            cells.append(f"{r[key]:.0f} | {cell}")
         lines.append(f"| {r['scale']} | {r['seed']} | {r['physics']} | {cells[0]} | {cells[1]} | "
                      f"{r['public_light_only']:.0f} / {r['private_light_only']:.0f} | {r['public_auc']:.4f} / {r['public_mae']:.3f} | {r['private_auc']:.4f} / {r['private_mae']:.3f} | "
                      f"{r['train_s']:.0f} | {r['submit_s']:.1f} | {r['submit_s'] / r['floor_s']:.2f} | "
@@ -188,7 +193,7 @@ def write_table(rows: list[dict], args) -> None:
                  f"{worst.public:.0f}, private {worst.private:.0f}; worst public {table.public.min():.0f}; light only: "
                  f"worst private {table.private_light_only.min():.0f}, worst public {table.public_light_only.min():.0f}")
     for key in ("public", "private") if args.ceilings else ():
-        gap = table[key] - np.maximum(table[f"{key}_gbm"], table[f"{key}_cnn"])
+        gap = table[key] - ceiling(table, key)
         w = table.loc[gap.idxmin()]
         lines.append(f"- {key}: worst gap to the labelled ceiling {gap.min():+.0f} (scale {w.scale}, seed {w.seed}, "
                      f"{w.physics}); mean gap {gap.mean():+.0f}")

@@ -33,16 +33,19 @@ def _git_commit() -> str | None:
 
 
 @functools.cache
-def _cpu() -> str:
-    """The CPU model, its vector extension as torch uses it and torch's threads: floating-point results (and so
-    trained weights) differ between CPUs, e.g. AVX-512 vs AMX kernels, by a few events' worth of score."""
-    name = platform.processor() or "unknown CPU"
+def _cpu_model() -> str:
     try:
-        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                     if line.startswith("model name"))
     except (OSError, StopIteration):
-        pass
-    return f"{name}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+        return platform.processor() or "unknown CPU"
+
+
+def _cpu() -> str:
+    """The CPU model, its vector extension as torch uses it and torch's threads (now: ``train.threads`` may have
+    changed them): floating-point results, and so trained weights, differ between CPUs (AVX-512 vs AMX kernels)
+    by a few events' worth of score."""
+    return f"{_cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
 
 
 def resolve_device(name: str) -> torch.device:

@@ -49,8 +49,8 @@ PX_MM = 0.148  # camera pixel pitch on the GEM plane
 ER_COUNTS_PER_KEV = ((1, 650.0), (3, 698.0), (6, 650.0), (10, 668.0), (20, 650.0), (30, 616.0))
 # NR/ER light ratio at the same keV (quenching): NR 1, 6, 20 from the training classes, NR 3, 10 and 30 fitted to the
 # real private split's light histogram. NR 1 keV's from its projection fit's valid fraction and
-# signal quantiles (338 counts, 0.52 of ER 1 keV's light: valid 0.73-0.75 vs real 0.77, signal median +8-9 %;
-# 194 counts gave 0.63 and -9 %, width +34 %): not Lindhard-monotonic, but what the real NR 1 keV images show
+# signal quantiles (338 counts, 0.52 of ER 1 keV's light: valid 0.73 vs real 0.77, signal median +10-12 %;
+# 194 counts gave 0.63, width +34 %): not Lindhard-monotonic, but what the real NR 1 keV images show
 NR_QUENCHING = ((1, 0.52), (3, 0.49), (6, 0.666), (10, 0.714), (20, 0.836), (30, 0.897))
 # an event's primary ionisation electrons are Poisson, each amplified with an exponential (GEM) gain: the light
 # spreads by sqrt(2 x COUNTS_PER_ELECTRON / light), ~20 % at ER 3 and ~8 % at NR 20 keV, as the real light widths do
